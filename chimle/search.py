@@ -129,6 +129,7 @@ def search(model: TIM,                      # the generator
            cimle_samples: int | None = None,           # m for cimle (default: equal FLOPs to chimle)
            memory_budget_mb: float = 512,   # batch (image, candidate) items to fit this budget
            generator: torch.Generator | None = None,   # seeds every draw; same seed, same selection
+           image_seeds: list | None = None, # or one seed per image: its selection then depends on nothing else
            progress: bool = False) -> SearchResult:
     "Select a latent code for each image by `method`; returns the codes, their distances and the cost."
     if method not in METHODS: raise ConfigError(f"search.method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -140,7 +141,8 @@ def search(model: TIM,                      # the generator
     B = inputs[0].shape[0]
     base = tuple(inputs[0].shape[-2:])
     shapes = model.code_shapes(base)
-    gens = _image_generators(generator, B)
+    gens = ([torch.Generator().manual_seed(int(s)) for s in image_seeds] if image_seeds is not None
+            else _image_generators(generator, B))
     evals = [0] * L
     level_d = torch.full((B, L), math.nan)
     was_training = model.training
