@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'SquaredError', 'SearchResult', 'item_bytes', 'chunk_size', 'search', 'search_with_config', 'level_flops',
-           'equal_cost_samples']
+           'equal_cost_samples', 'reference_search']
 
 # %% ../nbs/04_search.ipynb #c002
 import math
@@ -214,3 +214,36 @@ def equal_cost_samples(model: TIM, base: tuple, samples_per_level: list) -> int:
     f = level_flops(model, base)
     chimle = sum((m + 1) * fl for m, fl in zip(samples_per_level, f))
     return max(1, round(chimle / sum(f)))
+
+# %% ../nbs/04_search.ipynb #c017
+def reference_search(model: TIM, inputs: list, targets: list, distance, samples_per_level: list,
+                     generator: torch.Generator | None = None, image_seeds: list | None = None,
+                     minibatch: int = 20) -> SearchResult:
+    "CHIMLE selection looped like the official code: per image, mini-batches of candidates, lower levels recomputed."
+    L, B = model.num_levels, inputs[0].shape[0]
+    device = next(model.parameters()).device
+    base = tuple(inputs[0].shape[-2:]); shapes = model.code_shapes(base)
+    gens = ([torch.Generator().manual_seed(int(s)) for s in image_seeds] if image_seeds is not None
+            else _image_generators(generator if generator is not None else torch.Generator().manual_seed(0), B))
+    evals, codes, level_d = [0] * L, [], torch.full((B, L), math.nan)
+    with torch.no_grad(), parametrize.cached():
+        for i in range(B):
+            g, s = [None] * L, [None] * L
+            for l in range(L):
+                cands = [_draw(model, gens[i], [l], shapes)[l] for _ in range(samples_per_level[l])]
+                best_d, best = math.inf, None
+                for c0 in range(0, len(cands), minibatch):
+                    part = cands[c0:c0 + minibatch]; n = len(part)
+                    code = LatentCode([t.expand(n, *t.shape[1:]) if t is not None else None for t in g],
+                                      [t.expand(n, *t.shape[1:]) if t is not None else None for t in s])
+                    code.globals_[l] = torch.cat([c[0] for c in part]).to(device)
+                    code.spatials[l] = torch.cat([c[1] for c in part]).to(device)
+                    out = model([x[i:i + 1].expand(n, *x.shape[1:]) for x in inputs], code, stop=l + 1)[-1]
+                    for k in range(l + 1): evals[k] += n
+                    d = distance(out, targets[l][i:i + 1].expand(n, *targets[l].shape[1:])).float().cpu()
+                    j = int(d.argmin())
+                    if d[j] < best_d: best_d, best = float(d[j]), part[j]
+                g[l], s[l] = best[0].to(device), best[1].to(device)
+                level_d[i, l] = best_d
+            codes.append(LatentCode(g, s))
+    return SearchResult(LatentCode.cat(codes), level_d[:, -1].clone(), level_d, evals, "chimle")
