@@ -1,0 +1,89 @@
+"""`chimle-sample` in a subprocess: real photos, folders, every option, and bad inputs reported by name."""
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from chimle.core import seed_everything
+from chimle.sample import save_model
+from chimle.tim import build_tim
+
+TINY = dict(levels=3, residual_channels=[8, 8, 8], growth_channels=[4, 4, 4], rrdbs_per_level=[1, 1, 1],
+            global_code_dim=4, mapping_width=8, mapping_depth=1, base_size=8)
+EXE = Path(sys.executable).with_name("chimle-sample")
+
+
+def _cli(*args):
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    seed_everything(0)
+    return {t: save_model(build_tim(t, "embedded", **TINY).eval(), d / f"{t}.pt") for t in ("sr", "col", "dc")}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    Image.fromarray(skdata.astronaut()).save(d / "astronaut.png")
+    Image.fromarray(skdata.coffee()).save(d / "coffee.jpg", quality=90)
+    buf = io.BytesIO(); Image.fromarray(skdata.chelsea()).save(buf, "JPEG")
+    (d / "truncated.jpg").write_bytes(buf.getvalue()[:3000])
+    (d / "notes.txt").write_text("this is not an image")
+    (d / "empty.png").write_bytes(b"")
+    rgba = np.dstack([skdata.rocket()[:64, :64], np.full((64, 64), 128, np.uint8)])
+    Image.fromarray(rgba).save(d / "rgba.png")
+    Image.fromarray((np.linspace(0, 65535, 48 * 48).reshape(48, 48)).astype(np.uint16)).save(d / "deep16.png")
+    Image.fromarray(skdata.camera()[::4, ::4]).save(d / "gray.jpg")
+    return d
+
+
+def test_help_documents_every_option():
+    r = _cli("--help")
+    assert r.returncode == 0
+    for opt in ("--checkpoint", "--input", "--n", "--out", "--grid", "--gif", "--seed", "--device", "--max_side"):
+        assert opt in r.stdout, opt
+
+
+def test_real_photo_with_grid_and_gif(models, inputs, tmp_path):
+    r = _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", tmp_path, "--grid", "--gif", "--seed", 1)
+    assert r.returncode == 0, r.stderr
+    assert "resized to the model's 8 px" in r.stderr  # a 512 px photo given to an 8 px super-resolution model
+    pngs = sorted(p.name for p in tmp_path.glob("astronaut_0*.png"))
+    assert pngs == [f"astronaut_{k:03d}.png" for k in range(4)]
+    with Image.open(tmp_path / "astronaut_000.png") as im: assert im.size == (64, 64)
+    with Image.open(tmp_path / "astronaut.gif") as im: assert im.n_frames == 4
+    assert (tmp_path / "astronaut_grid.png").is_file()
+    again = tmp_path / "again"
+    assert _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", again, "--seed", 1).returncode == 0
+    assert (again / "astronaut_002.png").read_bytes() == (tmp_path / "astronaut_002.png").read_bytes()  # same seed, same samples
+
+
+def test_folder_with_bad_files_reports_them_and_fails(models, inputs, tmp_path):
+    r = _cli("--checkpoint", models["dc"], "--input", inputs, "--n", 2, "--out", tmp_path)
+    assert r.returncode == 1
+    for bad in ("truncated.jpg", "notes.txt", "empty.png"):
+        assert bad in r.stderr, bad
+    for good in ("astronaut", "coffee", "rgba", "deep16", "gray"):
+        assert (tmp_path / f"{good}_001.png").is_file(), good
+    assert "wrote samples for 5 of 8 inputs" in r.stdout
+
+
+def test_grayscale_jpeg_for_colourization(models, inputs, tmp_path):
+    r = _cli("--checkpoint", models["col"], "--input", inputs / "gray.jpg", "--n", 3, "--out", tmp_path, "--grid")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "gray_000.png") as im:
+        assert im.mode == "RGB" and im.size == (128, 128)  # 128 px: the largest multiple of 4 that fits
+
+
+def test_missing_checkpoint_is_an_error(inputs, tmp_path):
+    r = _cli("--checkpoint", tmp_path / "nope.pt", "--input", inputs / "astronaut.png", "--out", tmp_path)
+    assert r.returncode != 0 and "nope.pt" in r.stderr
