@@ -1,0 +1,378 @@
+"""Fetching against a real HTTP server on 127.0.0.1 started here: clean, interrupted and resumed, wrong
+checksum, server errors, unreachable host, malicious archives, and each paper source end to end on tiny files."""
+import csv
+import hashlib
+import io
+import os
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from skimage import data as skdata
+
+from chimle.core import load_params, repo_path
+from chimle.data import (ChecksumError, FetchError, UnsafeArchiveError, download, fetch_task, load_download_manifest,
+                         prepare_task, safe_extract, sha256_file)
+
+FAST = dict(timeout=5, retries=3, backoff=0.01)
+
+
+class _Server:
+    """Serves `files` (path -> bytes) with Range support; `modes[path]` makes it misbehave:
+    'truncate_once' (first response cut in half), 'error' (always 500), 'error_twice' (500 twice, then fine),
+    'norange' (ignores Range), 'missing' (404)."""
+
+    def __init__(self):
+        self.files, self.modes, self.log, self.count = {}, {}, [], {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+
+            def do_GET(self):
+                path, rng = self.path, self.headers.get("Range")
+                server.log.append((path, rng))
+                n = server.count[path] = server.count.get(path, 0) + 1
+                mode = server.modes.get(path, "ok")
+                if path not in server.files or mode == "missing": return self.send_error(404)
+                if mode == "error" or (mode == "error_twice" and n <= 2): return self.send_error(500)
+                data, start = server.files[path], 0
+                if rng and mode != "norange":
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416); self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0"); self.end_headers(); return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body))); self.end_headers()
+                if mode == "truncate_once" and n == 1:
+                    self.wfile.write(body[:len(body) // 2]); self.wfile.flush(); self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def add(self, path, data, mode="ok"):
+        self.files[path] = data; self.modes[path] = mode
+        return self.url + path
+
+
+@pytest.fixture
+def server():
+    s = _Server()
+    yield s
+    s.httpd.shutdown(); s.httpd.server_close()
+
+
+def _blob(n=300_000, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def _sha(b): return hashlib.sha256(b).hexdigest()
+
+
+# ---- downloads -----------------------------------------------------------------------------------------------
+def test_clean_download_verifies_and_records(server, tmp_path):
+    data = _blob()
+    url = server.add("/a.bin", data)
+    out = download(url, tmp_path / "a.bin", sha256=_sha(data), **FAST)
+    assert out.read_bytes() == data
+    assert load_download_manifest(tmp_path)[url]["sha256"] == _sha(data)
+    assert not (tmp_path / "a.bin.part").exists()
+    download(url, tmp_path / "a.bin", **FAST)  # present and verified by the manifest: no new request
+    assert len(server.log) == 1
+
+
+def test_interrupted_transfer_resumes_with_range(server, tmp_path):
+    data = _blob(500_000, 1)
+    url = server.add("/big.bin", data, "truncate_once")
+    out = download(url, tmp_path / "big.bin", **FAST)
+    assert out.read_bytes() == data
+    (_, r1), (_, r2) = server.log
+    assert r1 is None and r2 == f"bytes={len(data) // 2}-"  # the second request asked only for the rest
+
+
+def test_partial_file_from_an_earlier_run_is_resumed(server, tmp_path):
+    data = _blob(200_000, 2)
+    url = server.add("/p.bin", data)
+    (tmp_path / "p.bin.part").write_bytes(data[:12345])
+    assert download(url, tmp_path / "p.bin", sha256=_sha(data), **FAST).read_bytes() == data
+    assert server.log == [("/p.bin", "bytes=12345-")]
+
+
+def test_server_that_ignores_range_restarts_cleanly(server, tmp_path):
+    data = _blob(100_000, 3)
+    url = server.add("/n.bin", data, "norange")
+    (tmp_path / "n.bin.part").write_bytes(b"stale bytes from another file")
+    assert download(url, tmp_path / "n.bin", sha256=_sha(data), **FAST).read_bytes() == data
+
+
+def test_wrong_checksum_leaves_no_file(server, tmp_path):
+    url = server.add("/w.bin", _blob(50_000, 4))
+    with pytest.raises(ChecksumError, match="does not match"):
+        download(url, tmp_path / "w.bin", sha256="0" * 64, **FAST)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_checksum_recorded_on_first_fetch_is_enforced_later(server, tmp_path):
+    url = server.add("/t.bin", _blob(10_000, 5))
+    download(url, tmp_path / "t.bin", **FAST)
+    (tmp_path / "t.bin").unlink()
+    server.files["/t.bin"] = _blob(10_000, 6)  # the publisher's file changed
+    with pytest.raises(ChecksumError):
+        download(url, tmp_path / "t.bin", **FAST)
+    assert not (tmp_path / "t.bin").exists() and not (tmp_path / "t.bin.part").exists()
+
+
+def test_corrupted_complete_file_is_fetched_again(server, tmp_path):
+    data = _blob(20_000, 7)
+    url = server.add("/c.bin", data)
+    (tmp_path / "c.bin").write_bytes(b"looks complete but is not")
+    assert download(url, tmp_path / "c.bin", sha256=_sha(data), **FAST).read_bytes() == data
+
+
+def test_server_error_retries_then_fails_naming_the_url(server, tmp_path):
+    url = server.add("/e.bin", b"x", "error")
+    with pytest.raises(FetchError) as e:
+        download(url, tmp_path / "e.bin", **FAST)
+    assert url in str(e.value) and "HTTP 500" in str(e.value) and "by hand" in str(e.value)
+    assert server.count["/e.bin"] == FAST["retries"] + 1
+    assert not (tmp_path / "e.bin").exists()
+
+
+def test_transient_server_errors_are_retried(server, tmp_path):
+    data = _blob(30_000, 8)
+    url = server.add("/r.bin", data, "error_twice")
+    assert download(url, tmp_path / "r.bin", **FAST).read_bytes() == data
+    assert server.count["/r.bin"] == 3
+
+
+def test_not_found_fails_at_once(server, tmp_path):
+    url = server.add("/gone.bin", b"", "missing")
+    with pytest.raises(FetchError, match="HTTP 404"):
+        download(url, tmp_path / "gone.bin", **FAST)
+    assert server.count["/gone.bin"] == 1
+
+
+def test_unreachable_host_fails_fast(tmp_path):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    url = f"http://127.0.0.1:{port}/night2day.tar.gz"
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        download(url, tmp_path / "x.tar.gz", timeout=5, retries=4, backoff=1.0)
+    assert time.monotonic() - t0 < 5
+    assert url in str(e.value) and str(tmp_path / "x.tar.gz") in str(e.value)
+
+
+# ---- archives ------------------------------------------------------------------------------------------------
+def _tar(path, members):
+    """members: (name, kind, payload): kind 'file' (bytes), 'sym'/'hard' (link target), 'chr'."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, kind, payload in members:
+            ti = tarfile.TarInfo(name)
+            if kind == "file": ti.size = len(payload); tf.addfile(ti, io.BytesIO(payload)); continue
+            ti.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE}[kind]
+            ti.linkname = payload or ""
+            tf.addfile(ti)
+    return path
+
+
+MALICIOUS_TARS = {
+    "dotdot": [("ok.txt", "file", b"ok"), ("../escaped.txt", "file", b"bad")],
+    "nested_dotdot": [("a/../../escaped.txt", "file", b"bad")],
+    "absolute": [("/tmp/chimle-escaped.txt", "file", b"bad")],
+    "symlink_out": [("link", "sym", "../../etc"), ("ok.txt", "file", b"ok")],
+    "symlink_abs": [("link", "sym", "/etc/passwd")],
+    "symlink_then_write": [("d", "sym", "/tmp"), ("d/chimle-escaped.txt", "file", b"bad")],
+    "hardlink_out": [("h", "hard", "../../etc/passwd")],
+    "device": [("dev", "chr", None)],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALICIOUS_TARS))
+def test_malicious_tar_is_refused_and_leaves_nothing(kind, tmp_path):
+    arc = _tar(tmp_path / "evil.tar.gz", MALICIOUS_TARS[kind])
+    dest = tmp_path / "sub" / "out"
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(arc, dest)
+    assert not dest.exists() and not (tmp_path / "escaped.txt").exists() and not (tmp_path / "sub" / "escaped.txt").exists()
+    assert os.listdir(tmp_path / "sub") == []
+    assert not Path("/tmp/chimle-escaped.txt").exists()
+
+
+def _zip(path, members, symlink=None):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members: zf.writestr(name, data)
+        if symlink:
+            zi = zipfile.ZipInfo(symlink[0]); zi.external_attr = (0o120777 << 16)
+            zf.writestr(zi, symlink[1])
+    return path
+
+
+@pytest.mark.parametrize("members,symlink", [([("../escaped.txt", b"bad")], None),
+                                             ([("/abs.txt", b"bad")], None),
+                                             ([("C:/win.txt", b"bad")], None),
+                                             ([("ok.txt", b"ok")], ("link", "../../etc"))])
+def test_malicious_zip_is_refused(members, symlink, tmp_path):
+    arc = _zip(tmp_path / "evil.zip", members, symlink)
+    with pytest.raises(UnsafeArchiveError):
+        safe_extract(arc, tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == ["evil.zip"]
+
+
+def test_benign_archives_extract(tmp_path):
+    arc = _tar(tmp_path / "ok.tar.gz", [("d/a.txt", "file", b"a"), ("d/same.txt", "sym", "a.txt"), ("d/e/", "file", b"")])
+    got = safe_extract(arc, tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "a.txt").read_bytes() == b"a"
+    assert (tmp_path / "out" / "d" / "same.txt").read_bytes() == b"a" and not (tmp_path / "out" / "d" / "same.txt").is_symlink()
+    assert "d/a.txt" in got
+    z = _zip(tmp_path / "ok.zip", [("x/y.txt", b"y")])
+    safe_extract(z, tmp_path / "zout")
+    assert (tmp_path / "zout" / "x" / "y.txt").read_bytes() == b"y"
+
+
+def test_not_an_archive(tmp_path):
+    (tmp_path / "junk.tar.gz").write_bytes(b"this is not a tar")
+    with pytest.raises(FetchError, match="not a readable tar or zip"):
+        safe_extract(tmp_path / "junk.tar.gz", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ---- the paper's sources, end to end on tiny stand-ins -------------------------------------------------------
+def _params(tmp_path, edit):
+    d = yaml.safe_load(repo_path("params.yaml").read_text())
+    d["fetch"].update(downloads=str(tmp_path / "downloads"), timeout_s=5.0, retries=2, backoff_s=0.01)
+    edit(d)
+    p = tmp_path / "params.yaml"; p.write_text(yaml.safe_dump(d, sort_keys=False))
+    return p
+
+
+def _jpeg(arr):
+    b = io.BytesIO(); Image.fromarray(arr).save(b, "JPEG", quality=90); return b.getvalue()
+
+
+def _night2day_tar():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for split, names in (("train", ["astronaut", "coffee", "rocket"]), ("val", ["chelsea"]), ("test", ["chelsea"])):
+            for i, n in enumerate(names):
+                day = np.asarray(Image.fromarray(getattr(skdata, n)()).resize((128, 128)))
+                pair = np.concatenate([day // 6, day], 1)  # night | day, 128x256
+                data = _jpeg(pair)
+                ti = tarfile.TarInfo(f"night2day/{split}/{i + 1}.jpg"); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_night2day_fetch_and_prepare(server, tmp_path):
+    tgz = _night2day_tar()
+    url = server.add("/pix2pix/datasets/night2day.tar.gz", tgz, "truncate_once")
+
+    def edit(d):
+        d["fetch"]["night2day"].update(url=url, sha256=_sha(tgz))
+        d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left", resize_short=0,
+                                                        train_crops_per_image=2, test_crops_per_image=1)
+    params = _params(tmp_path, edit)
+    raw = fetch_task("n2d", "embedded", params, tmp_path / "raw")
+    assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*.jpg")) == \
+        ["test/1.jpg", "train/1.jpg", "train/2.jpg", "train/3.jpg", "val/1.jpg"]
+    man = yaml.safe_load((raw / "MANIFEST.yaml").read_text())
+    assert man["archive_sha256"] == _sha(tgz)
+    cfg = load_params(params).resolve("embedded")
+    out = prepare_task("n2d", cfg, raw, tmp_path / "prepared")
+    pm = yaml.safe_load((out / "MANIFEST.yaml").read_text())
+    assert pm["counts"] == {"train": 6, "test": 1} and pm["proxy"] is False
+    night = np.asarray(Image.open(out / "test" / "input" / "1_000.png"), np.float32)
+    day = np.asarray(Image.open(out / "test" / "target" / "1_000.png"), np.float32)
+    assert night.mean() < 0.3 * day.mean()  # the left half (night) became the input
+
+
+def test_night2day_offline_fails_fast_with_instructions(tmp_path):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    url = f"http://127.0.0.1:{port}/night2day.tar.gz"
+    params = _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url),
+                                          d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        fetch_task("n2d", "embedded", params, tmp_path / "raw")
+    assert time.monotonic() - t0 < 5
+    assert url in str(e.value) and "night2day.tar.gz" in str(e.value) and "dvc repro fetch@n2d" in str(e.value)
+    assert not (tmp_path / "raw").exists()
+
+
+def _tar_bytes(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_ilsvrc_extracts_only_the_needed_synsets(tmp_path, monkeypatch):
+    img = _jpeg(skdata.astronaut()[::4, ::4])
+    inner = {s: _tar_bytes([(f"{s}_{i}.JPEG", img) for i in range(3)]) for s in ("n02279972", "n01440764")}
+    (tmp_path / "ILSVRC2012_img_train.tar").write_bytes(_tar_bytes([(f"{s}.tar", b) for s, b in inner.items()]))
+    params = _params(tmp_path, lambda d: d["fetch"]["ilsvrc"].update(train_path="", synsets={"sr": ["n02279972"], "col": []}))
+    with pytest.raises(FetchError, match="CHIMLE_ILSVRC_TRAIN"):
+        fetch_task("sr", "paper", params, tmp_path / "raw")
+    monkeypatch.setenv("CHIMLE_ILSVRC_TRAIN", str(tmp_path / "ILSVRC2012_img_train.tar"))
+    raw = fetch_task("sr", "paper", params, tmp_path / "raw")
+    assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*.JPEG")) == \
+        [f"n02279972/n02279972_{i}.JPEG" for i in range(3)]
+    monkeypatch.setenv("CHIMLE_ILSVRC_TRAIN", str(tmp_path / "nowhere"))
+    with pytest.raises(FetchError, match="not found at"):
+        fetch_task("sr", "paper", params, tmp_path / "raw2")
+
+
+def test_raise1k_csv_downloads_and_converts(server, tmp_path):
+    tifs = {}
+    for n in ("r0001", "r0002"):
+        b = io.BytesIO(); Image.fromarray(skdata.coffee()[:200, :300]).save(b, "TIFF"); tifs[n] = b.getvalue()
+        server.add(f"/RAISE/TIFF/{n}.TIF", tifs[n])
+    dead = "http://dead-host.invalid"
+    rows = [{"File": n, "NEF": "", "TIFF": f"{dead}/RAISE/TIFF/{n}.TIF"} for n in tifs]
+    text = io.StringIO(); w = csv.DictWriter(text, ["File", "NEF", "TIFF"]); w.writeheader(); w.writerows(rows)
+    csv_url = server.add("/RAISE_1k.csv", text.getvalue().encode())
+    params = _params(tmp_path, lambda d: d["fetch"]["raise1k"].update(csv_url=csv_url, host_rewrite={dead: server.url},
+                                                                      resize_short=100))
+    raw = fetch_task("dc", "paper", params, tmp_path / "raw")
+    assert sorted(p.name for p in raw.glob("*.png")) == ["r0001.png", "r0002.png"]
+    assert Image.open(raw / "r0001.png").size == (150, 100)
+    m = load_download_manifest(tmp_path / "downloads" / "raise1k")
+    assert m[f"{server.url}/RAISE/TIFF/r0001.TIF"]["sha256"] == _sha(tifs["r0001"])
+    assert sha256_file(tmp_path / "downloads" / "raise1k" / "RAISE_1k.csv") == m[csv_url]["sha256"]
+
+
+def test_raise1k_without_index_explains(tmp_path):
+    params = _params(tmp_path, lambda d: None)
+    with pytest.raises(FetchError, match="Download RAISE_1k.csv from http://loki.disi.unitn.it"):
+        fetch_task("dc", "paper", params, tmp_path / "raw")
+
+
+def test_complete_partial_file_is_accepted_after_416(server, tmp_path):
+    data = _blob(40_000, 9)
+    url = server.add("/done.bin", data)
+    (tmp_path / "done.bin.part").write_bytes(data)  # a previous run got every byte but stopped before the rename
+    assert download(url, tmp_path / "done.bin", sha256=_sha(data), **FAST).read_bytes() == data
+    assert server.log == [("/done.bin", f"bytes={len(data)}-")]
+
+
+def test_oversized_partial_file_is_discarded(server, tmp_path):
+    data = _blob(40_000, 10)
+    url = server.add("/big.bin", data)
+    (tmp_path / "big.bin.part").write_bytes(data + b"junk")
+    assert download(url, tmp_path / "big.bin", **FAST).read_bytes() == data
+    assert [r for _, r in server.log] == [f"bytes={len(data) + 4}-", None]
