@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['TASKS', 'SOURCES', 'PAPER_RUNS', 'MAX_PIXELS', 'repo_root', 'repo_path', 'ConfigError', 'cfg_field', 'TIMConfig',
            'DistanceConfig', 'SearchConfig', 'TrainConfig', 'TaskData', 'JPEGData', 'NightData', 'DataConfig',
-           'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource', 'RAISESource', 'Night2DaySource', 'FetchConfig',
-           'TrainRun', 'Params', 'from_dict', 'to_dict', 'validate', 'load_params', 'load_config', 'dump_yaml',
-           'write_run_config', 'atomic_write_bytes', 'seed_everything', 'get_device', 'ImageError', 'read_image',
-           'to_pil', 'write_image', 'srgb_to_linear', 'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb', 'resize', 'pyramid',
-           'image_grid', 'show_images', 'chimle_config']
+           'MetricsConfig', 'SampleEfficiencyConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
+           'RAISESource', 'Night2DaySource', 'FetchConfig', 'ModeForcingConfig', 'TrainRun', 'Params', 'from_dict',
+           'to_dict', 'validate', 'load_params', 'load_config', 'dump_yaml', 'write_run_config', 'atomic_write_bytes',
+           'seed_everything', 'get_device', 'ImageError', 'read_image', 'to_pil', 'write_image', 'srgb_to_linear',
+           'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb', 'resize', 'pyramid', 'image_grid', 'show_images',
+           'chimle_config']
 
 # %% ../nbs/00_core.ipynb #c002
 import dataclasses
@@ -158,6 +159,32 @@ class DataConfig:
     augment: bool = cfg_field(True)                                # training: flips and transpose, p = 0.5 each
 
 @dataclass
+class MetricsConfig:
+    "Evaluation metrics (paper Sect. 3): the FID/KID/PRD network, FwV, KID, PRD and IvO settings."
+    feature_net: str = cfg_field("effnet-lite0", choices=("inception-v3", "effnet-lite0"))  # FID/KID/PRD embedding; the paper's is inception-v3
+    samples_per_input: int = cfg_field(10, lo=2)     # samples per test input (official test: 10)
+    test_inputs: int = cfg_field(0, lo=0)            # test inputs evaluated (0: all)
+    fwv_sigma: float = cfg_field(0.2, lo=0.0)        # FwV kernel bandwidth (paper Table 1)
+    kid_subset_size: int = cfg_field(1000, lo=2)     # reduced to the set size when larger (with a warning)
+    kid_subsets: int = cfg_field(100, lo=1)          # KID subsets
+    prd_clusters: int = cfg_field(20, lo=2)          # PRD mini-batch k-means clusters
+    prd_angles: int = cfg_field(1001, lo=3)          # PRD curve points
+    prd_runs: int = cfg_field(10, lo=1)              # PRD clusterings averaged
+    ivo_inputs: int = cfg_field(8, lo=1)             # test inputs IvO inverts (it optimises a whole code per input)
+    ivo_restarts: int = cfg_field(5, lo=1)           # IvO random starts (paper: 5 runs)
+    ivo_steps: int = cfg_field(1000, lo=1)           # IvO Adam steps (ours; not published)
+    ivo_lr: float = cfg_field(0.01, lo=0.0)          # IvO Adam learning rate (ours; not published)
+
+@dataclass
+class SampleEfficiencyConfig:
+    "The Fig. 2 experiment: candidates needed by CHIMLE and cIMLE to reach a distance to the observed image."
+    task: str = cfg_field("sr", choices=TASKS)                     # the trained CHIMLE model of this task is searched
+    budgets: list[int] = cfg_field([4, 8, 16, 32, 64, 128], lo=1)  # candidates per image
+    runs: int = cfg_field(10, lo=1)                                # independent runs (paper: 10)
+    images: int = cfg_field(8, lo=1)                               # test images searched per run
+    thresholds: int = cfg_field(12, lo=2)                          # distance thresholds on the plot
+
+@dataclass
 class Profile:
     "One block of `profiles` in params.yaml."
     tim: TIMConfig = field(default_factory=TIMConfig)
@@ -165,6 +192,8 @@ class Profile:
     search: SearchConfig = field(default_factory=SearchConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sample_efficiency: SampleEfficiencyConfig = field(default_factory=SampleEfficiencyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 @dataclass
 class RunConfig(Profile):
@@ -218,6 +247,48 @@ class FetchConfig:
     night2day: Night2DaySource = field(default_factory=Night2DaySource)
 
 @dataclass
+class ModeForcingConfig:
+    "The appendix-D experiment (toy mixture and known-modes image benchmark); mirrors params.yaml's `mode_forcing`."
+    seed: int = cfg_field(0, lo=0)                                  # seeds data, training and sampling
+    offsets: list[float] = cfg_field([-2.2, 0.0, 2.2])             # mode means at x = 0
+    slopes: list[float] = cfg_field([0.3, -0.3, 0.3])              # how each mean moves with x
+    weights: list[float] = cfg_field([0.5, 0.3, 0.2], lo=0.0)      # mode probabilities
+    mode_std: float = cfg_field(0.25, lo=1e-6)                     # sigma of every mode
+    n_train: int = cfg_field(2000, lo=1)                           # training pairs
+    variance_ratios: list[float] = cfg_field([4.0, 1.0, 0.25], lo=1e-6)  # DDPM per-step variance / sigma^2
+    total_noise: float = cfg_field(6.0, lo=0.1)                    # T = ceil(total_noise / beta)
+    exact_ratios: list[float] = cfg_field([12.0, 8.0, 4.0, 2.0, 1.0, 0.5, 0.25], lo=1e-6)  # exact-denoiser sweep
+    reverse_variance: str = cfg_field("beta", choices=("beta", "posterior"))  # DDPM sampler variance
+    width: int = cfg_field(128, lo=1)                              # MLP width (both models)
+    depth: int = cfg_field(3, lo=1)                                # MLP hidden layers (both models)
+    embed_dim: int = cfg_field(16, lo=2)                           # DDPM step embedding; IMLE code_dim = 1 + this
+    steps: int = cfg_field(4000, lo=1)                             # gradient steps (both models)
+    batch_size: int = cfg_field(256, lo=1)                         # pairs per gradient step
+    lr: float = cfg_field(3e-3, lo=0.0)                            # Adam learning rate (cosine decay)
+    imle_samples: int = cfg_field(20, lo=1)                        # m, codes per pair in each search
+    imle_steps_per_round: int = cfg_field(50, lo=1)                # gradient steps between searches
+    n_conditions: int = cfg_field(8, lo=1)                         # test conditions in [-0.9, 0.9]
+    samples_per_condition: int = cfg_field(500, lo=1)              # samples per test condition
+    k_sigma: float = cfg_field(3.0, lo=0.0)                        # window of a mode, in sigmas
+    cover_fraction: float = cfg_field(0.25, lo=0.0, hi=1.0)        # covered: >= this fraction of the true mass
+    image_inputs: int = cfg_field(16, lo=1)                        # known-modes benchmark: grey inputs
+    image_size: int = cfg_field(16, lo=4)                          # side of the benchmark images
+    colour_weights: list[float] = cfg_field([0.4, 0.3, 0.2, 0.1], lo=0.0)  # K colours and their frequencies
+    image_samples: int = cfg_field(64, lo=1)                       # samples per input for the benchmark
+
+    def __post_init__(self):
+        for key in ("slopes", "weights"):
+            if len(getattr(self, key)) != len(self.offsets):
+                raise ConfigError(f"mode_forcing.{key} has {len(getattr(self, key))} entries but "
+                                  f"mode_forcing.offsets has {len(self.offsets)}")
+        for key in ("weights", "colour_weights"):
+            if abs(sum(getattr(self, key)) - 1) > 1e-6: raise ConfigError(f"mode_forcing.{key} must sum to 1")
+        for key in ("variance_ratios", "exact_ratios"):
+            for r in getattr(self, key):
+                if not 0 < r * self.mode_std**2 < 1:
+                    raise ConfigError(f"mode_forcing.{key}: {r} * mode_std^2 must lie in (0, 1)")
+
+@dataclass
 class TrainRun:
     "One training run of the pipeline: a task and a search method."
     task: str = cfg_field("sr", choices=TASKS)
@@ -236,6 +307,7 @@ class Params:
     profiles: dict[str, Profile] = field(default_factory=lambda: {"embedded": Profile()})
     fetch: FetchConfig = field(default_factory=FetchConfig)
     train_runs: dict[str, TrainRun] = field(default_factory=lambda: {k: TrainRun(**r) for k, r in PAPER_RUNS.items()})  # stages train@<name>
+    mode_forcing: ModeForcingConfig = field(default_factory=ModeForcingConfig)  # appendix D (stage mode_forcing)
 
     def resolve(self, profile: str | None = None) -> RunConfig:
         "The `RunConfig` of `profile` (default: the selected one)."

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'save_atomic', 'load_checkpoint', 'rng_state', 'set_rng_state',
            'dist_info', 'init_distributed', 'NonFiniteLossError', 'mapping_parameters', 'Trainer', 'loss_fn', 'save',
-           'resume', 'fit', 'PairDataset']
+           'resume', 'fit', 'PairDataset', 'run_dir', 'train_task', 'read_log']
 
 # %% ../nbs/05_train.ipynb #c002
 import io
@@ -331,3 +331,46 @@ class PairDataset(Dataset):
     def __init__(self, inputs: list, targets: list): self.inputs, self.targets = inputs, targets
     def __len__(self): return self.inputs[0].shape[0]
     def __getitem__(self, i): return {"inputs": [x[i] for x in self.inputs], "targets": [y[i] for y in self.targets]}
+
+# %% ../nbs/05_train.ipynb #c033
+def run_dir(task: str, method: str, profile: str) -> Path:
+    "The run folder of a task and search method: runs/<profile>/train/<task>-<method>."
+    from chimle.core import repo_path
+    return repo_path("runs", profile, "train", f"{task}-{method}")
+
+def train_task(task: str,                       # sr | col | dc | n2d
+               method: str | None = None,       # search method (default: the profile's search.method)
+               cfg=None,                        # a RunConfig (default: params.yaml, its selected profile)
+               out: str | Path | None = None,   # run folder (default: run_dir)
+               data_root: str | Path | None = None,  # prepared pairs (default: data/prepared/<profile>/<task>)
+               device=None,                     # default: the configuration's device
+               rounds: int | None = None,       # stop after this many rounds (default: train.passes)
+               progress: bool = True) -> Trainer:
+    "Train TIM on the prepared pairs of `task` with the configured search; returns the finished `Trainer`."
+    from dataclasses import replace
+    from chimle.core import get_device, load_config, repo_path, seed_everything, write_run_config
+    from chimle.data import PairedDataset
+    from chimle.distance import build_distance
+    from chimle.tim import build_tim
+    cfg = cfg or load_config()
+    if method: cfg = replace(cfg, search=replace(cfg.search, method=method))
+    out = Path(out) if out else run_dir(task, cfg.search.method, cfg.profile)
+    dev = get_device(device or cfg.device)
+    rank, world = init_distributed(dev)
+    if world > 1 and dev.type == "cuda": dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if rank == 0: write_run_config(cfg, out)
+    root = Path(data_root) if data_root else repo_path("data", "prepared", cfg.profile, task)
+    data = PairedDataset(root, task, cfg.tim.levels, cfg.tim.base_size, "train", augment=False, seed=cfg.seed)
+    seed_everything(cfg.seed)
+    model = build_tim(task, cfg=cfg.tim)
+    distance = build_distance(cfg.distance.backbone, dev)
+    tr = Trainer(model, data, distance, cfg.train, cfg.search, out, seed=cfg.seed, device=dev,
+                 augment=cfg.data.augment, config=to_dict(cfg), progress=progress)
+    return tr.fit(rounds)
+
+def read_log(out: str | Path) -> "pandas.DataFrame":
+    "The training metrics dvclive logged in a run folder, one row per logged step."
+    import pandas as pd
+    d = Path(out) / "dvclive" / "plots" / "metrics" / "train"
+    frames = [pd.read_csv(f, sep="\t").set_index("step")[[f.stem]] for f in sorted(d.glob("*.tsv"))]
+    return pd.concat(frames, axis=1).reset_index() if frames else pd.DataFrame()
