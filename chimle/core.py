@@ -508,6 +508,7 @@ def write_image(img: torch.Tensor, path: str | Path, quality: int = 95) -> Path:
 # %% ../nbs/00_core.ipynb #c035
 _WHITE_D65 = (0.95047, 1.0, 1.08883)
 _RGB2XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_XYZ2RGB = tuple(map(tuple, np.linalg.inv(np.array(_RGB2XYZ)).tolist()))
 
 def _mat(m, x): return torch.einsum("ij,...jhw->...ihw", torch.tensor(m, dtype=x.dtype, device=x.device), x)
 
@@ -530,8 +531,7 @@ def lab_to_rgb(lab: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     f = torch.stack([fy + a / 500, fy, fy - b / 200], -3)
     xyz = torch.where(f > 0.2068966, f ** 3, (f - 16 / 116) / 7.787)
     xyz = xyz * torch.tensor(_WHITE_D65, dtype=lab.dtype, device=lab.device)[:, None, None]
-    inv = torch.linalg.inv(torch.tensor(_RGB2XYZ, dtype=torch.float64)).tolist()
-    rgb = linear_to_srgb(_mat(inv, xyz).clamp(min=0))
+    rgb = linear_to_srgb(_mat(_XYZ2RGB, xyz).clamp(min=0))
     return rgb.clamp(0, 1) if clamp else rgb
 
 # %% ../nbs/00_core.ipynb #c039
