@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'save_atomic', 'load_checkpoint', 'rng_state', 'set_rng_state',
            'dist_info', 'init_distributed', 'NonFiniteLossError', 'mapping_parameters', 'Trainer', 'loss_fn', 'save',
-           'resume', 'fit', 'PairDataset', 'run_dir', 'train_task', 'read_log']
+           'resume', 'fit', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
 
 # %% ../nbs/05_train.ipynb #c002
 import io
@@ -265,6 +265,10 @@ def resume(self: Trainer) -> bool:
     "Load the checkpoint and the round's codes when present; True when resumed."
     if not self.ckpt_path.exists(): return False
     ck = load_checkpoint(self.ckpt_path, map_location=self.device)
+    if self.config and ck.get("config") and ck["config"] != self.config:
+        import warnings
+        warnings.warn(f"{self.ckpt_path} was written with another configuration: starting a new run (it will be overwritten)")
+        return False
     self.model.load_state_dict(ck["model"]); self.opt.load_state_dict(ck["optimizer"]); set_rng_state(ck["rng"])
     self.round, self.step_in_round, self.global_step = ck["round"], ck["step_in_round"], ck["global_step"]
     if self.step_in_round >= self.cfg.steps_per_round: self.round, self.step_in_round = self.round + 1, 0
@@ -338,6 +342,14 @@ def run_dir(task: str, method: str, profile: str) -> Path:
     from chimle.core import repo_path
     return repo_path("runs", profile, "train", f"{task}-{method}")
 
+def code_fingerprint(modules=("core", "tim", "search", "train", "distance", "data")) -> str:
+    "SHA-256 of the library modules training runs; a checkpoint from other code is not resumed."
+    import hashlib
+    import chimle
+    h = hashlib.sha256()
+    for m in modules: h.update((Path(chimle.__file__).parent / f"{m}.py").read_bytes())
+    return h.hexdigest()
+
 def train_task(task: str,                       # sr | col | dc | n2d
                method: str | None = None,       # search method (default: the profile's search.method)
                cfg=None,                        # a RunConfig (default: params.yaml, its selected profile)
@@ -365,7 +377,7 @@ def train_task(task: str,                       # sr | col | dc | n2d
     model = build_tim(task, cfg=cfg.tim)
     distance = build_distance(cfg.distance.backbone, dev)
     tr = Trainer(model, data, distance, cfg.train, cfg.search, out, seed=cfg.seed, device=dev,
-                 augment=cfg.data.augment, config=to_dict(cfg), progress=progress)
+                 augment=cfg.data.augment, config={**to_dict(cfg), "code": code_fingerprint()}, progress=progress)
     return tr.fit(rounds)
 
 def read_log(out: str | Path) -> "pandas.DataFrame":
