@@ -87,6 +87,7 @@ class TIMConfig:
 class DistanceConfig:
     "The perceptual distance used by the search, the loss and the metrics."
     backbone: str = cfg_field("effnet-lite0", choices=("lpips-vgg", "lpips-alex", "effnet-lite0"))
+    pixel_weight: float = cfg_field(0.0, lo=0.0)                   # search and loss: add this x pixel MSE (0: the paper's)
 
 @dataclass
 class SearchConfig:

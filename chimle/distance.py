@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EFFNET_STAGES', 'BACKBONES', 'WeightsUnavailableError', 'hub_checkpoints_dir', 'cached_weights', 'PerceptualDistance',
-           'LPIPSDistance', 'load_effnet_lite0', 'EffNetDistance', 'build_distance']
+           'LPIPSDistance', 'load_effnet_lite0', 'EffNetDistance', 'WithPixelTerm', 'build_distance']
 
 # %% ../nbs/03_distance.ipynb #c002
 import hashlib
@@ -177,11 +177,23 @@ class EffNetDistance(PerceptualDistance):
 # %% ../nbs/03_distance.ipynb #c021
 BACKBONES = ("lpips-vgg", "lpips-alex", "effnet-lite0")
 
+class WithPixelTerm(PerceptualDistance):
+    "A perceptual distance plus `weight` times the mean squared pixel error (for colour the features barely see)."
+    def __init__(self, base: PerceptualDistance, weight: float):
+        super().__init__()
+        self.base, self.weight, self.min_size = base, weight, base.min_size
+        self.name = f"{base.name}+{weight:g}mse"
+    def features(self, x): return self.base.features(x) + [x]
+    def from_features(self, fx, fy):
+        return self.base.from_features(fx[:-1], fy[:-1]) + self.weight * (fx[-1] - fy[-1]).pow(2).flatten(1).mean(1)
+
 def build_distance(backbone: str = "effnet-lite0",  # one of BACKBONES; the paper's is "lpips-vgg"
                    device=None,                     # torch device or "auto"/"cpu"/"cuda" (None: auto)
                    download: bool = True,           # LPIPS backbones: download ImageNet weights when missing
-                   verify: bool = True) -> PerceptualDistance:  # check a cached file's SHA-256 against its name
+                   verify: bool = True,             # check a cached file's SHA-256 against its name
+                   pixel_weight: float = 0.0) -> PerceptualDistance:  # add this times the pixel MSE (0: the backbone alone)
     "A frozen, eval-mode perceptual distance by name; `WeightsUnavailableError` when its weights cannot be had."
     if backbone not in BACKBONES: raise ValueError(f"unknown distance backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     dist = EffNetDistance(load_effnet_lite0("cpu")) if backbone == "effnet-lite0" else _lpips(backbone, download, verify)
+    if pixel_weight: dist = WithPixelTerm(dist, pixel_weight)
     return dist.to(get_device(device))

@@ -375,7 +375,7 @@ def train_task(task: str,                       # sr | col | dc | n2d
     data = PairedDataset(root, task, cfg.tim.levels, cfg.tim.base_size, "train", augment=False, seed=cfg.seed)
     seed_everything(cfg.seed)
     model = build_tim(task, cfg=cfg.tim)
-    distance = build_distance(cfg.distance.backbone, dev)
+    distance = build_distance(cfg.distance.backbone, dev, pixel_weight=cfg.distance.pixel_weight)
     tr = Trainer(model, data, distance, cfg.train, cfg.search, out, seed=cfg.seed, device=dev,
                  augment=cfg.data.augment, config={**to_dict(cfg), "code": code_fingerprint()}, progress=progress)
     return tr.fit(rounds)
