@@ -28,7 +28,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab nbs
 
 bench: $(STAMP)
-	$(BIN)/python -m chimle.bench --profile paper
+	$(BIN)/python -m chimle.bench
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
