@@ -175,6 +175,8 @@ class MetricsConfig:
     ivo_restarts: int = cfg_field(5, lo=1)           # IvO random starts (paper: 5 runs)
     ivo_steps: int = cfg_field(1000, lo=1)           # IvO Adam steps (ours; not published)
     ivo_lr: float = cfg_field(0.01, lo=0.0)          # IvO Adam learning rate (ours; not published)
+    code_inputs: int = cfg_field(8, lo=1)            # test inputs of the global-vs-spatial code measurement (Fig. 9)
+    code_samples: int = cfg_field(8, lo=2)           # outputs per input and code part in that measurement
 
 @dataclass
 class SampleEfficiencyConfig:
@@ -276,6 +278,14 @@ class ModeForcingConfig:
     image_size: int = cfg_field(16, lo=4)                          # side of the benchmark images
     colour_weights: list[float] = cfg_field([0.4, 0.3, 0.2, 0.1], lo=0.0)  # K colours and their frequencies
     image_samples: int = cfg_field(64, lo=1)                       # samples per input for the benchmark
+    image_train_inputs: int = cfg_field(256, lo=1)                 # training shapes, one observed colour each
+    image_levels: int = cfg_field(3, lo=1, hi=8)                   # TIM levels (the last at image_size)
+    image_channels: int = cfg_field(16, lo=1)                      # TIM residual channels per level
+    image_samples_per_level: list[int] = cfg_field([8, 8, 4], lo=1)  # CHIMLE m_l (cIMLE: the same FLOPs)
+    image_passes: float = cfg_field(24.0, lo=0.0)                  # training passes over the shapes
+    image_steps_per_round: int = cfg_field(40, lo=1)               # optimisation steps between searches
+    image_batch_size: int = cfg_field(16, lo=1)
+    image_lr: float = cfg_field(2e-3, lo=0.0)                      # Adam learning rate
 
     def __post_init__(self):
         for key in ("slopes", "weights"):
@@ -284,6 +294,11 @@ class ModeForcingConfig:
                                   f"mode_forcing.offsets has {len(self.offsets)}")
         for key in ("weights", "colour_weights"):
             if abs(sum(getattr(self, key)) - 1) > 1e-6: raise ConfigError(f"mode_forcing.{key} must sum to 1")
+        if len(self.image_samples_per_level) != self.image_levels:
+            raise ConfigError(f"mode_forcing.image_samples_per_level has {len(self.image_samples_per_level)} entries "
+                              f"but mode_forcing.image_levels is {self.image_levels}")
+        if self.image_size % 2 ** (self.image_levels - 1):
+            raise ConfigError(f"mode_forcing.image_size ({self.image_size}) must be divisible by 2^(image_levels - 1)")
         for key in ("variance_ratios", "exact_ratios"):
             for r in getattr(self, key):
                 if not 0 < r * self.mode_std**2 < 1:

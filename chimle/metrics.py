@@ -224,9 +224,10 @@ def ivo(generate: Callable,                 # code -> images (N, 3, H, W) in [0,
         steps: int = 1000,                  # Adam steps per restart (ours; not published)
         lr: float = 0.01,                   # Adam learning rate (ours; not published)
         scale: float = 1e3,                 # reported x1e3
-        seed: int = 0) -> dict:             # restart r draws its start with torch seed `seed + r`
+        seed: int = 0,                      # restart r draws its start with torch seed `seed + r`
+        keep_codes: bool = False) -> dict:  # also return each image's best code over the restarts
     "Inference via optimisation: final MSE x1e3 (mean over images) per restart, and its mean and std over restarts."
-    per_restart = []
+    per_restart, per_image, best = [], None, None
     for r in range(n_restarts):
         torch.manual_seed(seed + r)
         template = sample_code(len(observed))
@@ -238,9 +239,19 @@ def ivo(generate: Callable,                 # code -> images (N, 3, H, W) in [0,
             for leaf, g in zip(leaves, grads): leaf.grad = g
             opt.step()
         with torch.no_grad():
-            per_restart.append(scale * float((generate(_rebuild(template, leaves)) - observed).pow(2).mean()))
+            mse = (generate(_rebuild(template, leaves)) - observed).pow(2).flatten(1).mean(1)
+            per_restart.append(scale * float(mse.mean()))
+            if keep_codes:  # per image, the restart that ended closest so far
+                mse = mse.cpu()
+                if best is None: per_image, best = mse, [t.detach().clone() for t in leaves]
+                else:
+                    better = mse < per_image
+                    per_image = torch.where(better, mse, per_image)
+                    best = [torch.where(better.to(b.device).view(-1, *[1] * (b.ndim - 1)), t.detach(), b) for b, t in zip(best, leaves)]
     t = torch.tensor(per_restart, dtype=torch.float64)
-    return {"mse_x1e3_mean": float(t.mean()), "mse_x1e3_std": float(t.std(unbiased=False)), "per_restart": per_restart}
+    out = {"mse_x1e3_mean": float(t.mean()), "mse_x1e3_std": float(t.std(unbiased=False)), "per_restart": per_restart}
+    if keep_codes: out.update(codes=_rebuild(template, best), best_mse_x1e3=(scale * per_image).tolist())
+    return out
 
 # %% ../nbs/06_metrics.ipynb #c036
 def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list of J tensors (I_j, 3, H, W) in [0, 1]
@@ -300,7 +311,8 @@ def metric_label(key: str) -> str:
     return _LABELS[base] + unit + (f" ({_NAMES.get(net, net)})" if net else "")
 
 # %% ../nbs/06_metrics.ipynb #c041
-def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0) -> dict:
+def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
+            keep_codes: bool = False) -> dict:
     "IvO for a TIM: optimise the whole latent code (every level, global and spatial) to the observed images."
     from chimle.tim import LatentCode
     L, base = model.num_levels, tuple(inputs[0].shape[-2:])
@@ -311,7 +323,9 @@ def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: in
         def draw(n):
             c = model.sample_code(n, base, device=dev)
             return tuple(c.globals_ + c.spatials)
-        return ivo(gen, draw, targets, n_restarts=restarts, steps=steps, lr=lr, seed=seed)
+        res = ivo(gen, draw, targets, n_restarts=restarts, steps=steps, lr=lr, seed=seed, keep_codes=keep_codes)
+        if keep_codes: res["codes"] = LatentCode(list(res["codes"][:L]), list(res["codes"][L:]))
+        return res
     finally:
         for p in model.parameters(): p.requires_grad_(True)
 
@@ -319,10 +333,11 @@ def evaluate_task(task: str, method: str, cfg=None, checkpoint: str | Path | Non
                   data_root: str | Path | None = None, out: str | Path | None = None, device=None) -> dict:
     "Evaluate the trained run of `task` and `method`; writes metrics.json and samples.png to `out`; returns the record."
     import json
-    from chimle.core import get_device, load_config, repo_path, write_image, write_run_config
+    from chimle.core import atomic_write_bytes, get_device, load_config, repo_path, write_image, write_run_config
     from chimle.data import PairedDataset
     from chimle.distance import build_distance
-    from chimle.sample import load_model, sample, sample_grid
+    from chimle.sample import code_grid, load_model, sample, sample_grid
+    from chimle.tim import code_effects
     from chimle.train import _collate, run_dir
     cfg = cfg or load_config(); mc = cfg.metrics
     dev = get_device(device or cfg.device)
@@ -344,11 +359,16 @@ def evaluate_task(task: str, method: str, cfg=None, checkpoint: str | Path | Non
     k = min(mc.ivo_inputs, n)
     iv = tim_ivo(model, [x[:k] for x in xs], targets[:k].to(dev), mc.ivo_restarts, mc.ivo_steps, mc.ivo_lr, cfg.seed)
     res.update({"ivo_mse_x1e3_mean": iv["mse_x1e3_mean"], "ivo_mse_x1e3_std": iv["mse_x1e3_std"], "ivo_inputs": k})
+    codes = code_effects(model, [x[:min(mc.code_inputs, n)] for x in xs], n=mc.code_samples, seed=cfg.seed)
     record = {"task": task, "method": method, "profile": cfg.profile, "feature_net": mc.feature_net,
-              "distance": distance.name, "metrics": res, "labels": {key: metric_label(key) for key in res}}
+              "distance": distance.name, "metrics": res, "labels": {key: metric_label(key) for key in res},
+              "code_effects": codes}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(record, indent=1))
     shown = [(x if x.shape[0] == 3 else x.expand(3, -1, -1)) for x in batch["inputs"][-1][:4]]
     write_image(sample_grid(shown, [s[:6] for s in samples[:4]], list(targets[:4])), out / "samples.png")
+    grid, gains = code_grid(model, [x[:1] for x in xs], n=mc.code_samples, seed=cfg.seed)
+    write_image(grid, out / "codes.png")
+    record["code_effects"]["figure_gains"] = gains
+    atomic_write_bytes(out / "metrics.json", json.dumps(record, indent=1).encode())
     write_run_config(cfg, out)
     return record

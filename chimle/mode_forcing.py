@@ -8,7 +8,8 @@ __all__ = ['TINY', 'ModeMixture', 'make_pairs', 'true_mode_mass', 'assign_modes'
            'nearest_codes', 'train_imle', 'config_mixture', 'load_mode_forcing_config', 'run_toy', 'plot_samples',
            'plot_mode_mass', 'plot_ratio_sweep', 'KnownModes', 'colourize', 'make_colour_benchmark', 'classify_samples',
            'evaluate_known_modes', 'oracle_sampler', 'collapsed_sampler', 'average_sampler', 'run_image_benchmark',
-           'plot_known_modes', 'write_mode_forcing', 'mode_forcing']
+           'plot_known_modes', 'benchmark_pairs', 'grey_levels', 'benchmark_tim', 'train_on_benchmark', 'tim_sampler',
+           'colours_per_code_part', 'run_tim_benchmark', 'write_mode_forcing', 'mode_forcing']
 
 # %% ../nbs/08_mode_forcing.ipynb #c002
 import json
@@ -21,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import (ConfigError, ModeForcingConfig, atomic_write_bytes, cfg_field, dump_yaml, from_dict, lab_to_rgb,
-                         load_params, repo_path, rgb_to_lab, seed_everything, to_dict)
+from .core import (ConfigError, ModeForcingConfig, SearchConfig, TIMConfig, TrainConfig, atomic_write_bytes, cfg_field,
+                         dump_yaml, from_dict, lab_to_rgb, load_params, pyramid, repo_path, rgb_to_lab, seed_everything, to_dict)
 
 # %% ../nbs/08_mode_forcing.ipynb #c006
 @dataclass
@@ -532,8 +533,85 @@ def plot_known_modes(img: dict, n_show: int = 8, input_index: int = 0):
     return fig
 
 # %% ../nbs/08_mode_forcing.ipynb #c049
+def benchmark_pairs(benchmark: KnownModes, levels: int, seed: int = 0) -> "PairDataset":
+    "Training pairs: each shape with one colour drawn at the true frequencies; TIM inputs (L/100) and targets per level."
+    from chimle.data import col_degrade
+    from chimle.train import PairDataset
+    g = torch.Generator().manual_seed(seed)
+    k = torch.multinomial(benchmark.weights, len(benchmark.inputs), replacement=True, generator=g)
+    targets = pyramid(benchmark.modes[torch.arange(len(k)), k], levels)
+    ds = PairDataset([col_degrade(t) for t in targets], targets)
+    ds.colours = k
+    return ds
+
+def grey_levels(inputs: torch.Tensor, levels: int) -> list:
+    "TIM inputs per level for grey benchmark inputs (N, 1, H, W), prepared as the training inputs are."
+    from chimle.data import col_degrade
+    rgb = lab_to_rgb(torch.cat([inputs * 100, torch.zeros_like(inputs).expand(-1, 2, -1, -1)], 1))
+    return [col_degrade(t) for t in pyramid(rgb, levels)]
+
+def benchmark_tim(cfg: ModeForcingConfig) -> "TIMConfig":
+    "The TIM of the benchmark: `image_levels` levels ending at `image_size` px, `image_channels` channels."
+    L, c = cfg.image_levels, cfg.image_channels
+    return TIMConfig(levels=L, base_size=cfg.image_size // 2 ** (L - 1), residual_channels=[c] * L,
+                     growth_channels=[max(1, c // 2)] * L, rrdbs_per_level=[1] * L)
+
+def train_on_benchmark(cfg: ModeForcingConfig, method: str,  # "chimle" or "cimle" (or an ablation)
+                       progress: bool = False) -> tuple:
+    "Train a colourization TIM on the benchmark's training shapes with `method`'s search; returns (model, info)."
+    import tempfile, time
+    from chimle.search import SquaredError
+    from chimle.tim import build_tim
+    from chimle.train import Trainer
+    train_b = make_colour_benchmark(cfg.image_train_inputs, cfg.image_size, tuple(cfg.colour_weights), seed=cfg.seed + 1)
+    data = benchmark_pairs(train_b, cfg.image_levels, cfg.seed)
+    seed_everything(cfg.seed)
+    model = build_tim("col", cfg=benchmark_tim(cfg))
+    tc = TrainConfig(passes=cfg.image_passes, images_per_round=len(data), steps_per_round=cfg.image_steps_per_round,
+                     batch_size=cfg.image_batch_size, lr=cfg.image_lr, search_images=64, checkpoint_every=10**9)
+    sc = SearchConfig(method=method, samples_per_level=list(cfg.image_samples_per_level), memory_budget_mb=256)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(model, data, SquaredError(), tc, sc, d, seed=cfg.seed, augment=False, progress=progress, log=False)
+        tr.fit()
+    return model.eval(), dict(steps=tr.global_step, rounds=tr.round, train_s=time.perf_counter() - t0)
+
+def tim_sampler(model, levels: int, seed: int = 0):
+    "A benchmark sampler (inputs, n) -> (N, n, 3, H, W) drawing from a trained TIM (input j uses seed + j)."
+    from chimle.sample import sample
+    def sample_fn(inputs, n):
+        xs = grey_levels(inputs, levels)
+        return torch.stack([sample(model, [x[j:j + 1] for x in xs], n, seed=seed + j) for j in range(len(inputs))])
+    return sample_fn
+
+def colours_per_code_part(model, benchmark: KnownModes, levels: int, n: int = 32, seed: int = 0) -> dict:
+    "Mean number of distinct correct colours among `n` outputs per input when only the global / spatial code varies."
+    from chimle.tim import vary_code
+    out = {}
+    for part in ("global", "spatial"):
+        counts = []
+        for j in range(len(benchmark.inputs)):
+            xs = grey_levels(benchmark.inputs[j:j + 1], levels)
+            k = classify_samples(vary_code(model, xs, part, n, torch.Generator().manual_seed(seed + j))[None], benchmark.modes[j:j + 1])
+            counts.append(len(set(k[0].tolist()) - {-1}))
+        out[f"colours_from_{part}"] = sum(counts) / len(counts)
+    return out
+
+def run_tim_benchmark(cfg: ModeForcingConfig, benchmark: KnownModes,  # configuration; the test benchmark
+                      methods=("chimle", "cimle"), progress: bool = False) -> dict:
+    "Train one TIM per search method on the benchmark's training shapes and score it: samplers and results."
+    samplers, results = {}, {}
+    for m in methods:
+        model, info = train_on_benchmark(cfg, m, progress)
+        samplers[m] = tim_sampler(model, cfg.image_levels, cfg.seed)
+        results[m] = {**evaluate_known_modes(samplers[m], benchmark, cfg.image_samples),
+                      **colours_per_code_part(model, benchmark, cfg.image_levels, seed=cfg.seed), **info}
+    return dict(samplers=samplers, results=results)
+
+# %% ../nbs/08_mode_forcing.ipynb #c055
 TINY = dict(n_train=400, width=32, depth=2, steps=150, batch_size=64, imle_samples=5, n_conditions=4,
-            samples_per_condition=100, image_inputs=4, image_samples=16)  # a seconds-long run for tests
+            samples_per_condition=100, image_inputs=4, image_samples=16, image_train_inputs=16, image_channels=4,
+            image_samples_per_level=[2, 2, 2], image_passes=1.0, image_steps_per_round=2, image_batch_size=4)  # seconds, for tests
 
 def _flat(results: dict) -> dict:
     out = {}
@@ -552,6 +630,8 @@ def write_mode_forcing(cfg: ModeForcingConfig, out: str | Path) -> dict:
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, out / "config.yaml")
     toy, img = run_toy(cfg), run_image_benchmark(cfg)
+    tims = run_tim_benchmark(cfg, img["benchmark"])
+    img["samplers"].update(tims["samplers"]); img["results"].update(tims["results"])
     metrics = dict(toy=_flat(toy["results"]), exact=_flat(toy["exact"]), known_modes=_flat(img["results"]))
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     for name, fig in (("samples", plot_samples(toy, seed=cfg.seed)), ("mode_mass", plot_mode_mass(toy)),

@@ -6,7 +6,8 @@
 __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS', 'GENERIC', 'PAPER_TABLE1',
            'TASK_SPECIFIC_MODELS', 'PAPER_TABLE2', 'PAPER_ABLATION', 'ABLATION_ORDER', 'ABLATION_RUNS', 'COUNTS',
            'METRICS', 'EMBEDDED_NOTE', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label', 'table1',
-           'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'write_report', 'demo_records']
+           'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'code_effects_table',
+           'write_report', 'demo_records']
 
 # %% ../nbs/10_report.ipynb #c002
 import json
@@ -295,11 +296,38 @@ def _mode_forcing(path: Path) -> list[str]:
     for part, title in (("toy", "Toy conditional mixture (trained models)"), ("known_modes", "Known-modes colourization benchmark")):
         if part not in m: continue
         tab = pd.DataFrame(m[part]).T
-        keep = [c for c in ("coverage", "between_mass", "precision", "tv") if c in tab.columns]
+        keep = [c for c in ("coverage", "between_mass", "precision", "tv", "colours_from_global", "colours_from_spatial")
+                if c in tab.columns]
         lines += [f"{title}:", "", to_markdown(tab[keep].astype(float).rename_axis("model"), digits=3), ""]
     if lines: lines += ["coverage: fraction of true modes that receive samples (higher is better); between_mass: fraction of "
                         "samples between modes; precision: fraction of samples on a true mode; tv: total variation distance "
-                        "to the true mode frequencies (lower is better).", ""]
+                        "to the true mode frequencies (lower is better). For the trained TIMs (chimle, cimle): "
+                        "colours_from_global / colours_from_spatial, the mean number of distinct correct colours among 32 "
+                        "outputs that differ only in the global / only in the spatial code.", ""]
+    return lines
+
+def code_effects_table(root: str | Path) -> pd.DataFrame:
+    "Per evaluated run, how far outputs move when only the global or only the spatial code varies (paper Fig. 9)."
+    rows = {}
+    for path in sorted(Path(root).glob("eval/*/metrics.json")):
+        ce = json.loads(path.read_text()).get("code_effects")
+        if ce: rows[path.parent.name] = {"global spread": ce["global_spread"], "spatial spread": ce["spatial_spread"],
+                                         "global / spatial": ce["global_to_spatial"], "global coarse": ce["global_coarse"],
+                                         "spatial coarse": ce["spatial_coarse"]}
+    return pd.DataFrame(rows).T.rename_axis("run")
+
+def _code_effects(root: Path, out_md: Path, figures_dir) -> list[str]:
+    tab = code_effects_table(root)
+    if tab.empty: return ["Not measured.", ""]
+    lines = ["Spread: mean squared deviation of 8 outputs from their mean when only one part of the code varies; coarse: "
+             "the fraction of that spread in 8x8 cell averages (tone) rather than detail. Means over test inputs.", "",
+             to_markdown(tab.apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
+    for run in ("col-chimle", "sr-chimle"):
+        img = root / "eval" / run / "codes.png"
+        if img.is_file():
+            lines += [f"{run}: rows are outputs varying only the global code, their magnified deviations, outputs varying "
+                      "only the spatial code, their magnified deviations.", "",
+                      f"![{run} codes]({_link(img, out_md, figures_dir, f'codes-{run}.png')})", ""]
     return lines
 
 def write_report(root: str | Path,                   # a profile's runs folder, e.g. runs/embedded
@@ -341,6 +369,7 @@ def write_report(root: str | Path,                   # a profile's runs folder, 
         if (se / "fig2.png").is_file():
             L += [f"![Fig. 2: distance reached and candidates needed]({_link(se / 'fig2.png', out_md, figures_dir, 'fig2.png')})", ""]
     else: L += ["Not run yet.", ""]
+    L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir)
     mf = Path(mode_forcing) if mode_forcing else root.parent / "mode_forcing" / "metrics.json"
     L += ["## Mode forcing (paper appendix D)", ""]
     L += _mode_forcing(mf) if mf.is_file() else ["Not run yet.", ""]
@@ -372,10 +401,14 @@ def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a t
                    "prd_f8_effnet_lite0": float(rng.uniform(0.3, 1)), "prd_f1_8_effnet_lite0": float(rng.uniform(0.3, 1)),
                    "fwv_effnet_lite0_x1e3": float(rng.uniform(0, 10)), "diversity_effnet_lite0": float(rng.uniform(0, 1)),
                    "ivo_mse_x1e3_mean": float(rng.uniform(1, 20)), "ivo_mse_x1e3_std": float(rng.uniform(0, 2)), "ivo_inputs": 2}
+        codes = {"global_spread": float(rng.uniform(0, 1e-3)), "spatial_spread": float(rng.uniform(1e-3, 1e-2)),
+                 "global_coarse": float(rng.uniform()), "spatial_coarse": float(rng.uniform())}
+        codes["global_to_spatial"] = codes["global_spread"] / codes["spatial_spread"]
         rec = {"task": t, "method": m, "profile": root.name, "feature_net": "effnet-lite0", "distance": "effnet-lite0",
-               "placeholder": True, "metrics": metrics}
+               "placeholder": True, "metrics": metrics, "code_effects": codes}
         (d / "metrics.json").write_text(json.dumps(rec, indent=1))
         write_image(torch.rand(3, 16, 16 * 8, generator=g), d / "samples.png")
+        if m == "chimle": write_image(torch.rand(3, 64, 64, generator=g), d / "codes.png")
     se = root / "sample_efficiency"; se.mkdir(parents=True, exist_ok=True)
     budgets = [4, 8, 16]
     at = {m: {str(b): float(rng.uniform(0.2, 0.6)) for b in budgets} for m in ("chimle", "cimle")}

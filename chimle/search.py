@@ -182,8 +182,7 @@ def search(model: TIM,                      # the generator
                     d, best = select([l], l, stop, st, rand, samples_per_level[l], targets[stop - 1])
                     code = _set_levels(code, best, [l], device)
                     level_d[:, l] = d
-        if method == "chimle": final = level_d[:, -1].clone()
-        elif method == "cimle": final = level_d[:, -1].clone()
+        if method in ("chimle", "cimle"): final = level_d[:, -1].clone()  # the last selection evaluated the whole code
         else:  # the combined code has not been evaluated as a whole: one more forward, counted
             out = model(inputs, code)[-1]
             final = _from_features(distance, _features(distance, out), _features(distance, targets[-1]), out).float().cpu()

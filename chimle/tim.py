@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['WIRING', 'conv3x3', 'lrelu', 'RDB', 'RRDB', 'StyleBlock', 'UpBlock', 'MappingNetwork', 'init_linear', 'LatentCode',
-           'LevelState', 'TIMLevel', 'TIM', 'build_tim', 'input_sizes', 'dummy_inputs', 'params_per_level',
-           'count_flops']
+           'LevelState', 'TIMLevel', 'TIM', 'build_tim', 'input_sizes', 'dummy_inputs', 'params_per_level', 'vary_code',
+           'spread', 'code_effects', 'count_flops']
 
 # %% ../nbs/02_tim.ipynb #c002
 import math
@@ -263,6 +263,43 @@ def params_per_level(model: TIM) -> list:
     return [sum(p.numel() for p in lvl.parameters()) for lvl in model.levels]
 
 # %% ../nbs/02_tim.ipynb #c032
+def vary_code(model: TIM, inputs: list,      # the model and one input (batch 1, as `model` takes it)
+              part: str, n: int = 8,          # "global" or "spatial": the part that changes; outputs
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    "`n` outputs (n, 3, H, W) for one input whose codes share one part and differ only in `part`."
+    if part not in ("global", "spatial"): raise ValueError(f"part must be 'global' or 'spatial', got {part!r}")
+    dev = next(model.parameters()).device
+    base = tuple(inputs[0].shape[-2:])
+    shared = model.sample_code(1, base, generator).repeat(n)
+    varied = model.sample_code(n, base, generator)
+    code = (LatentCode(varied.globals_, shared.spatials) if part == "global"
+            else LatentCode(shared.globals_, varied.spatials)).to(dev)
+    with torch.no_grad(): return model([x.to(dev).expand(n, *x.shape[1:]) for x in inputs], code)[-1].cpu()
+
+def spread(outputs: torch.Tensor, grid: int = 8) -> tuple:
+    "(mean squared deviation from the mean output, fraction of it in `grid` x `grid` cell averages)."
+    d = outputs - outputs.mean(0, keepdim=True)
+    k = max(1, min(d.shape[-2:]) // grid)
+    coarse = F.avg_pool2d(d, k, ceil_mode=True).repeat_interleave(k, -2).repeat_interleave(k, -1)[..., :d.shape[-2], :d.shape[-1]]
+    total = d.pow(2).mean()
+    return float(total), float(coarse.pow(2).mean() / total) if total > 0 else float("nan")
+
+def code_effects(model: TIM, inputs: list,   # the model and a batch of inputs (as `model` takes them)
+                 n: int = 8, grid: int = 8,    # outputs per input and part; coarse cells per side
+                 seed: int = 0) -> dict:       # input j draws its codes from seed + j
+    "Spread and coarse fraction of the outputs when only the global or only the spatial code varies (means over inputs)."
+    rows = []
+    for j in range(inputs[0].shape[0]):
+        one = [x[j:j + 1] for x in inputs]
+        g = torch.Generator().manual_seed(seed + j)
+        rows.append([spread(vary_code(model, one, part, n, g), grid) for part in ("global", "spatial")])
+    t = torch.tensor(rows, dtype=torch.float64)  # inputs, part, (spread, coarse fraction)
+    out = {f"{part}_{key}": float(t[:, i, k].nanmean()) for i, part in enumerate(("global", "spatial"))
+           for k, key in enumerate(("spread", "coarse"))}
+    out["global_to_spatial"] = out["global_spread"] / out["spatial_spread"] if out["spatial_spread"] > 0 else float("nan")
+    return out | {"inputs": len(rows), "n": n, "grid": grid}
+
+# %% ../nbs/02_tim.ipynb #c039
 def count_flops(model: TIM, base: int, batch: int = 1) -> list:
     "FLOPs of one forward per level (convs and linears, as counted by torch's FlopCounterMode), on the meta device."
     from torch.utils.flop_counter import FlopCounterMode

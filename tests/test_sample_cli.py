@@ -49,7 +49,8 @@ def inputs(tmp_path_factory):
 def test_help_documents_every_option():
     r = _cli("--help")
     assert r.returncode == 0
-    for opt in ("--checkpoint", "--input", "--n", "--out", "--grid", "--gif", "--seed", "--device", "--max_side"):
+    for opt in ("--checkpoint", "--input", "--n", "--out", "--grid", "--gif", "--seed", "--device", "--max_side",
+                "--reference", "--ivo_steps"):
         assert opt in r.stdout, opt
 
 
@@ -87,3 +88,20 @@ def test_grayscale_jpeg_for_colourization(models, inputs, tmp_path):
 def test_missing_checkpoint_is_an_error(inputs, tmp_path):
     r = _cli("--checkpoint", tmp_path / "nope.pt", "--input", inputs / "astronaut.png", "--out", tmp_path)
     assert r.returncode != 0 and "nope.pt" in r.stderr
+
+
+def test_closest_output_to_a_reference(models, inputs, tmp_path):
+    first = tmp_path / "first"
+    assert _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--n", 2, "--out", first, "--seed", 3).returncode == 0
+    ref = first / "coffee_000.png"  # an output of the model itself: a code exists that reproduces it
+    r = _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--n", 2, "--out", tmp_path, "--seed", 4,
+             "--reference", ref, "--ivo_steps", 150)
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if "closest output to coffee_000.png" in l)
+    mse = float(line.rsplit(" ", 1)[1])
+    load = lambda p: np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) / 255
+    random_mse = min(1e3 * ((load(tmp_path / f"coffee_{k:03d}.png") - load(ref)) ** 2).mean() for k in range(2))
+    closest = 1e3 * ((load(tmp_path / "coffee_closest.png") - load(ref)) ** 2).mean()
+    assert mse < 0.25 * random_mse and closest < 0.25 * random_mse, (mse, closest, random_mse)
+    bad = _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--out", tmp_path, "--reference", inputs / "notes.txt")
+    assert bad.returncode == 2 and "notes.txt" in bad.stderr
