@@ -286,6 +286,8 @@ class ModeForcingConfig:
     image_steps_per_round: int = cfg_field(40, lo=1)               # optimisation steps between searches
     image_batch_size: int = cfg_field(16, lo=1)
     image_lr: float = cfg_field(2e-3, lo=0.0)                      # Adam learning rate
+    active_init_scale: float = cfg_field(1.0, lo=0.0)              # "_active" variants: TIM init scale (official 0.1)
+    active_mapping_lr_mult: float = cfg_field(1.0, lo=0.0)         # "_active" variants: mapping lr multiplier (official 0.01)
 
     def __post_init__(self):
         for key in ("slopes", "weights"):

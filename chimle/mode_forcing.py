@@ -14,7 +14,7 @@ __all__ = ['TINY', 'ModeMixture', 'make_pairs', 'true_mode_mass', 'assign_modes'
 # %% ../nbs/08_mode_forcing.ipynb #c002
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -557,7 +557,8 @@ def benchmark_tim(cfg: ModeForcingConfig) -> "TIMConfig":
                      growth_channels=[max(1, c // 2)] * L, rrdbs_per_level=[1] * L)
 
 def train_on_benchmark(cfg: ModeForcingConfig, method: str,  # "chimle" or "cimle" (or an ablation)
-                       progress: bool = False) -> tuple:
+                       progress: bool = False,
+                       active: bool = False) -> tuple:      # active global stream: cfg.active_init_scale and _mapping_lr_mult
     "Train a colourization TIM on the benchmark's training shapes with `method`'s search; returns (model, info)."
     import tempfile, time
     from chimle.search import SquaredError
@@ -566,8 +567,9 @@ def train_on_benchmark(cfg: ModeForcingConfig, method: str,  # "chimle" or "ciml
     train_b = make_colour_benchmark(cfg.image_train_inputs, cfg.image_size, tuple(cfg.colour_weights), seed=cfg.seed + 1)
     data = benchmark_pairs(train_b, cfg.image_levels, cfg.seed)
     seed_everything(cfg.seed)
-    model = build_tim("col", cfg=benchmark_tim(cfg))
-    tc = TrainConfig(passes=cfg.image_passes, images_per_round=len(data), steps_per_round=cfg.image_steps_per_round,
+    tim = benchmark_tim(cfg)
+    model = build_tim("col", cfg=replace(tim, init_scale=cfg.active_init_scale) if active else tim)
+    tc = TrainConfig(mapping_lr_mult=cfg.active_mapping_lr_mult if active else TrainConfig.mapping_lr_mult, passes=cfg.image_passes, images_per_round=len(data), steps_per_round=cfg.image_steps_per_round,
                      batch_size=cfg.image_batch_size, lr=cfg.image_lr, search_images=64, checkpoint_every=10**9)
     sc = SearchConfig(method=method, samples_per_level=list(cfg.image_samples_per_level), memory_budget_mb=256)
     t0 = time.perf_counter()
@@ -598,11 +600,12 @@ def colours_per_code_part(model, benchmark: KnownModes, levels: int, n: int = 32
     return out
 
 def run_tim_benchmark(cfg: ModeForcingConfig, benchmark: KnownModes,  # configuration; the test benchmark
-                      methods=("chimle", "cimle"), progress: bool = False) -> dict:
+                      methods=("chimle", "cimle", "chimle_active", "cimle_active"),  # "<search>[_active]"
+                      progress: bool = False) -> dict:
     "Train one TIM per search method on the benchmark's training shapes and score it: samplers and results."
     samplers, results = {}, {}
     for m in methods:
-        model, info = train_on_benchmark(cfg, m, progress)
+        model, info = train_on_benchmark(cfg, m.removesuffix("_active"), progress, active=m.endswith("_active"))
         samplers[m] = tim_sampler(model, cfg.image_levels, cfg.seed)
         results[m] = {**evaluate_known_modes(samplers[m], benchmark, cfg.image_samples),
                       **colours_per_code_part(model, benchmark, cfg.image_levels, seed=cfg.seed), **info}

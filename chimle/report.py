@@ -301,7 +301,8 @@ def _mode_forcing(path: Path) -> list[str]:
         lines += [f"{title}:", "", to_markdown(tab[keep].astype(float).rename_axis("model"), digits=3), ""]
     if lines: lines += ["coverage: fraction of true modes that receive samples (higher is better); between_mass: fraction of "
                         "samples between modes; precision: fraction of samples on a true mode; tv: total variation distance "
-                        "to the true mode frequencies (lower is better). For the trained TIMs (chimle, cimle): "
+                        "to the true mode frequencies (lower is better). For the trained TIMs (chimle, cimle; _active: a global "
+                        "stream that learns from the start, init scale and mapping lr multiplier 1 instead of 0.1 and 0.01): "
                         "colours_from_global / colours_from_spatial, the mean number of distinct correct colours among 32 "
                         "outputs that differ only in the global / only in the spatial code.", ""]
     return lines
