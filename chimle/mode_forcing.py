@@ -521,9 +521,10 @@ def plot_known_modes(img: dict, n_show: int = 8, input_index: int = 0):
     for name, r in res.items():
         rows += [dict(sampler=name, colour=f"colour {k + 1}", frequency=f * r["precision"]) for k, f in enumerate(r["hit_frequency"])]
         rows.append(dict(sampler=name, colour="none", frequency=1 - r["precision"]))
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw=dict(width_ratios=[1.2, 1]))
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 3.4), gridspec_kw=dict(width_ratios=[1.2, 1]))
     sns.barplot(pd.DataFrame(rows), x="colour", y="frequency", hue="sampler", ax=ax0)
     ax0.set_ylabel("fraction of samples"); ax0.set_xlabel("")
+    ax0.legend(title="sampler", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     inp = b.inputs[input_index:input_index + 1]
     grid = [torch.cat([inp[0].expand(3, -1, -1)] + list(f(inp, n_show)[0]), 2) for f in img["samplers"].values()]
     ax1.imshow(torch.cat(grid, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
