@@ -314,15 +314,16 @@ def code_effects_table(root: str | Path) -> pd.DataFrame:
         ce = json.loads(path.read_text()).get("code_effects")
         if ce: rows[path.parent.name] = {"global spread": ce["global_spread"], "spatial spread": ce["spatial_spread"],
                                          "global / spatial": ce["global_to_spatial"], "global coarse": ce["global_coarse"],
-                                         "spatial coarse": ce["spatial_coarse"]}
+                                         "spatial coarse": ce["spatial_coarse"], "outputs": ce["n"], "cells": ce["grid"]}
     return pd.DataFrame(rows).T.rename_axis("run")
 
 def _code_effects(root: Path, out_md: Path, figures_dir) -> list[str]:
     tab = code_effects_table(root)
     if tab.empty: return ["Not measured.", ""]
-    lines = ["Spread: mean squared deviation of 8 outputs from their mean when only one part of the code varies; coarse: "
-             "the fraction of that spread in 8x8 cell averages (tone) rather than detail. Means over test inputs.", "",
-             to_markdown(tab.apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
+    n, grid = (", ".join(f"{v:g}" for v in sorted(set(tab[c]))) for c in ("outputs", "cells"))
+    lines = [f"Spread: mean squared deviation of {n} outputs from their mean when only one part of the code varies; coarse: "
+             f"the fraction of that spread in {grid}x{grid} cell averages (tone) rather than detail. Means over test inputs.", "",
+             to_markdown(tab.drop(columns=["outputs", "cells"]).apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
     for run in ("col-chimle", "sr-chimle"):
         img = root / "eval" / run / "codes.png"
         if img.is_file():
@@ -403,7 +404,7 @@ def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a t
                    "fwv_effnet_lite0_x1e3": float(rng.uniform(0, 10)), "diversity_effnet_lite0": float(rng.uniform(0, 1)),
                    "ivo_mse_x1e3_mean": float(rng.uniform(1, 20)), "ivo_mse_x1e3_std": float(rng.uniform(0, 2)), "ivo_inputs": 2}
         codes = {"global_spread": float(rng.uniform(0, 1e-3)), "spatial_spread": float(rng.uniform(1e-3, 1e-2)),
-                 "global_coarse": float(rng.uniform()), "spatial_coarse": float(rng.uniform())}
+                 "global_coarse": float(rng.uniform()), "spatial_coarse": float(rng.uniform()), "n": 8, "grid": 8}
         codes["global_to_spatial"] = codes["global_spread"] / codes["spatial_spread"]
         rec = {"task": t, "method": m, "profile": root.name, "feature_net": "effnet-lite0", "distance": "effnet-lite0",
                "placeholder": True, "metrics": metrics, "code_effects": codes}
