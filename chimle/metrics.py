@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FEATURE_NETS', 'EffNetLite0Features', 'register_feature_nets', 'inception_weights', 'frechet_distance', 'ImageSet',
            'fid_kid', 'distance_tag', 'fwv', 'lpips_diversity', 'prd_curve', 'prd_curve_from_features', 'max_f_beta',
-           'prd', 'image_features', 'ivo', 'evaluate', 'metric_label', 'tim_ivo', 'evaluate_task']
+           'prd', 'image_features', 'ivo', 'evaluate', 'metric_label', 'tim_ivo']
 
 # %% ../nbs/06_metrics.ipynb #c002
 import hashlib
@@ -24,6 +24,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from .core import get_device, repo_path, resize
 from .distance import PerceptualDistance, WeightsUnavailableError, cached_weights, load_effnet_lite0
+from .tim import LatentCode
 
 # %% ../nbs/06_metrics.ipynb #c005
 FEATURE_NETS = {"inception-v3": "inception-v3-compat", "effnet-lite0": "effnet-lite0"}  # ours -> torch-fidelity's name
@@ -314,7 +315,6 @@ def metric_label(key: str) -> str:
 def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
             keep_codes: bool = False) -> dict:
     "IvO for a TIM: optimise the whole latent code (every level, global and spatial) to the observed images."
-    from chimle.tim import LatentCode
     L, base = model.num_levels, tuple(inputs[0].shape[-2:])
     dev = next(model.parameters()).device
     for p in model.parameters(): p.requires_grad_(False)
@@ -328,47 +328,3 @@ def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: in
         return res
     finally:
         for p in model.parameters(): p.requires_grad_(True)
-
-def evaluate_task(task: str, method: str, cfg=None, checkpoint: str | Path | None = None,
-                  data_root: str | Path | None = None, out: str | Path | None = None, device=None) -> dict:
-    "Evaluate the trained run of `task` and `method`; writes metrics.json and samples.png to `out`; returns the record."
-    import json
-    from chimle.core import atomic_write_bytes, get_device, load_config, repo_path, write_image, write_run_config
-    from chimle.data import PairedDataset
-    from chimle.distance import build_distance
-    from chimle.sample import code_grid, load_model, sample, sample_grid
-    from chimle.tim import code_effects
-    from chimle.train import _collate, run_dir
-    cfg = cfg or load_config(); mc = cfg.metrics
-    dev = get_device(device or cfg.device)
-    checkpoint = Path(checkpoint) if checkpoint else run_dir(task, method, cfg.profile) / "checkpoint.pt"
-    out = Path(out) if out else repo_path("runs", cfg.profile, "eval", f"{task}-{method}")
-    root = Path(data_root) if data_root else repo_path("data", "prepared", cfg.profile, task)
-    model = load_model(checkpoint, dev)
-    test = PairedDataset(root, task, cfg.tim.levels, cfg.tim.base_size, "test")
-    n = len(test) if mc.test_inputs == 0 else min(mc.test_inputs, len(test))
-    batch = _collate([test[i] for i in range(n)])
-    xs = [x.to(dev) for x in batch["inputs"]]
-    targets = batch["targets"][-1]
-    samples = [sample(model, [x[j:j + 1] for x in xs], mc.samples_per_input, seed=cfg.seed + j) for j in range(n)]
-    distance = build_distance(cfg.distance.backbone, dev)
-    res = evaluate(torch.stack(samples), batch["inputs"][-1], targets, distance, feature_net=mc.feature_net,
-                   fwv_sigma=mc.fwv_sigma, kid_subset_size=mc.kid_subset_size, kid_subsets=mc.kid_subsets,
-                   prd_clusters=mc.prd_clusters, prd_angles=mc.prd_angles, prd_runs=mc.prd_runs,
-                   reference_name=f"{cfg.profile}-{task}-test", device=dev, seed=cfg.seed)
-    k = min(mc.ivo_inputs, n)
-    iv = tim_ivo(model, [x[:k] for x in xs], targets[:k].to(dev), mc.ivo_restarts, mc.ivo_steps, mc.ivo_lr, cfg.seed)
-    res.update({"ivo_mse_x1e3_mean": iv["mse_x1e3_mean"], "ivo_mse_x1e3_std": iv["mse_x1e3_std"], "ivo_inputs": k})
-    codes = code_effects(model, [x[:min(mc.code_inputs, n)] for x in xs], n=mc.code_samples, seed=cfg.seed)
-    record = {"task": task, "method": method, "profile": cfg.profile, "feature_net": mc.feature_net,
-              "distance": distance.name, "metrics": res, "labels": {key: metric_label(key) for key in res},
-              "code_effects": codes}
-    out.mkdir(parents=True, exist_ok=True)
-    shown = [(x if x.shape[0] == 3 else x.expand(3, -1, -1)) for x in batch["inputs"][-1][:4]]
-    write_image(sample_grid(shown, [s[:6] for s in samples[:4]], list(targets[:4])), out / "samples.png")
-    grid, gains = code_grid(model, [x[:1] for x in xs], n=mc.code_samples, seed=cfg.seed)
-    write_image(grid, out / "codes.png")
-    record["code_effects"]["figure_gains"] = gains
-    atomic_write_bytes(out / "metrics.json", json.dumps(record, indent=1).encode())
-    write_run_config(cfg, out)
-    return record
