@@ -1,0 +1,89 @@
+"""The pipeline's stages: one shape (papermill over a thin notebook in nbs/exp), and deps that list exactly the
+chimle modules each stage's notebook imports, directly or through other chimle modules."""
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+VARS = {k: v for d in PIPELINE.get("vars", []) if isinstance(d, dict) for k, v in d.items()}
+STAGES = PIPELINE["stages"]
+PAPERMILL = re.compile(r"python -m papermill --cwd \. -k python3 --log-level WARNING (nbs/exp/\w+\.ipynb) ")
+
+
+def _chimle_imports(tree: ast.AST, skip_in_test: bool = False) -> set[str]:
+    "chimle modules imported in `tree` (`from chimle.x import`, `from .x import`, `import chimle.x`)."
+    found = set()
+
+    def visit(node):
+        if skip_in_test and isinstance(node, ast.If) and "IN_TEST" in ast.unparse(node.test):
+            for child in node.orelse: visit(child)  # the test suite's branch never runs under DVC
+            return
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level == 1: found.add(mod.split(".")[0])
+            elif mod.startswith("chimle."): found.add(mod.split(".")[1])
+            elif mod == "chimle": found.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("chimle."))
+        for child in ast.iter_child_nodes(node): visit(child)
+
+    visit(tree)
+    return found
+
+
+def _module_imports(name: str) -> set[str]:
+    return _chimle_imports(ast.parse((ROOT / "chimle" / f"{name}.py").read_text()))
+
+
+def closure(modules: set[str]) -> set[str]:
+    "Every chimle module reached from `modules` by imports."
+    seen, todo = set(), list(modules)
+    while todo:
+        m = todo.pop()
+        if m in seen or m.startswith("_"): continue
+        seen.add(m); todo += _module_imports(m)
+    return seen
+
+
+def notebook_imports(nb: Path) -> set[str]:
+    "chimle modules a stage notebook imports when DVC runs it (the test suite's IN_TEST branches left out)."
+    cells = json.loads(nb.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    code = "\n".join(l for l in code.splitlines() if not l.lstrip().startswith(("%", "!")))
+    return _chimle_imports(ast.parse(code), skip_in_test=True)
+
+
+def _template(stage: dict) -> dict:
+    st = dict(stage.get("do", stage))
+    cmd = " ".join(st["cmd"].split())
+    for k, v in VARS.items(): cmd = cmd.replace("${" + k + "}", v)
+    return st | {"cmd": cmd}
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_is_a_papermill_notebook(name):
+    cmd = _template(STAGES[name])["cmd"]
+    m = PAPERMILL.search(cmd)
+    assert m, f"stage {name}: every stage runs a notebook of nbs/exp with papermill; got {cmd!r}"
+    assert (ROOT / m.group(1)).is_file(), f"stage {name}: {m.group(1)} does not exist"
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_deps_are_its_imports(name):
+    st = _template(STAGES[name])
+    nb = PAPERMILL.search(st["cmd"]).group(1)
+    want = {nb} | {f"chimle/{m}.py" for m in closure(notebook_imports(ROOT / nb))}
+    have = {d for d in st.get("deps", []) if isinstance(d, str) and d.startswith(("chimle/", "nbs/"))}
+    assert not want - have, f"stage {name} imports modules its deps lack: {sorted(want - have)}"
+    assert not have - want, f"stage {name} lists deps it does not import: {sorted(have - want)}"
+
+
+def test_closure_follows_imports():
+    assert "config" in closure({"core"})  # core imports config
+    assert "fetch" not in closure({"tim"})
+    assert closure({"config"}) == {"config"}  # the bottom of the package imports nothing of it
