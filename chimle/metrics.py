@@ -23,7 +23,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from .core import get_device, repo_path, resize
-from .distance import PerceptualDistance, WeightsUnavailableError, cached_weights, load_effnet_lite0
+from .distance import PerceptualDistance, cached_weights, load_effnet_lite0
 from .tim import LatentCode
 
 # %% ../nbs/06_metrics.ipynb #c005

@@ -9,7 +9,6 @@ __all__ = ['TASK_SPECS', 'Task', 'task_spec', 'crop_side', 'level_sizes', 'input
 # %% ../nbs/00b_tasks.ipynb #t002
 import io
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import PIL
