@@ -111,10 +111,11 @@ class FetchError(RuntimeError):
 class ChecksumError(FetchError):
     "A fetched file does not have the expected SHA-256."
 
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _SIGNATURES = {  # file suffix -> the bytes a genuine file of that kind starts with
     ".gz": (b"\x1f\x8b",), ".tgz": (b"\x1f\x8b",), ".bz2": (b"BZh",), ".xz": (b"\xfd7zXZ\x00",),
     ".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".png": (b"\x89PNG\r\n\x1a\n",), ".jpg": (b"\xff\xd8\xff",),
-    ".jpeg": (b"\xff\xd8\xff",), ".tif": (b"II*\x00", b"MM\x00*"), ".tiff": (b"II*\x00", b"MM\x00*")}
+    ".jpeg": (b"\xff\xd8\xff",), ".tif": _TIFF, ".tiff": _TIFF}
 _TEXT_SUFFIXES = {".csv", ".txt", ".json", ".yaml"}
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
 
@@ -240,7 +241,7 @@ def download(url: str,                        # http(s) URL
     known = sha256 or recorded
     if dest.exists():
         digest, bad = sha256_file(dest), content_problem(dest)
-        if bad is None and (known is None or digest == known):
+        if (sha256 and digest == sha256) or (bad is None and (known is None or digest == known)):
             if known is None: _record(folder, url, dest, digest)
             return dest
         dest.unlink()  # a stale, corrupted or wrong-type copy: fetch again
@@ -260,11 +261,11 @@ def download(url: str,                        # http(s) URL
             raise FetchError(f"{url}: failed after {retries + 1} attempts (last: {last}); the partial file {part} is kept "
                              f"and the next run resumes it. {how}")
         time.sleep(wait)
-    if bad := content_problem(part, dest.name):
+    digest = sha256_file(part)
+    if not (sha256 and digest == sha256) and (bad := content_problem(part, dest.name)):  # a given checksum outranks the look
         part.unlink()
         raise FetchError(f"{url}: the server sent {bad} instead of {dest.name}, perhaps an error or login page; "
                          f"nothing was kept. {how}")
-    digest = sha256_file(part)
     if known and digest != known:
         part.unlink()
         fix = ("If the publisher changed the file, update the checksum in params.yaml." if sha256 else

@@ -416,6 +416,14 @@ def test_wrong_type_is_refused_and_not_recorded(server, tmp_path, name, body, ct
         assert download(url, tmp_path / name, **FAST).read_bytes() == good
 
 
+def test_a_given_checksum_outranks_the_type_check(server, tmp_path):
+    odd = b"\0" * 5000  # not what a .tar.gz looks like, but the checksum in params.yaml vouches for it
+    url = server.add("/odd.tar.gz", odd)
+    assert download(url, tmp_path / "odd.tar.gz", sha256=_sha(odd), **FAST).read_bytes() == odd
+    assert download(url, tmp_path / "odd.tar.gz", sha256=_sha(odd), **FAST).read_bytes() == odd  # cached copy kept
+    assert len(server.log) == 1
+
+
 def test_bad_file_pinned_by_an_earlier_run_is_replaced(server, tmp_path):
     good = gzip.compress(_blob(50_000, 15))
     url = server.add("/night2day.tar.gz", good)
