@@ -308,6 +308,7 @@ class _Budget:
                                     f"archive, above max_ratio={self.max_ratio:g} (a compression bomb?); if the archive "
                                     "is trusted, raise the cap")
 
+# %% ../nbs/01a_fetch.ipynb #f016
 def _safe_rel(name: str, archive) -> PurePosixPath:
     n = name.replace("\\", "/")
     p = PurePosixPath(n)
@@ -325,6 +326,7 @@ def _check_link(rel: PurePosixPath, target: str, archive, name: str):
     if t.startswith("/") or joined.split("/")[0] == ".." or posixpath.isabs(joined):
         raise UnsafeArchiveError(f"{archive}: link {name!r} -> {target!r} points outside the destination")
 
+# %% ../nbs/01a_fetch.ipynb #f018
 def _write_member(tmp: Path, rel: PurePosixPath, src, archive, name: str, size: int, budget: _Budget):
     budget.reserve(size)
     out = tmp / rel
