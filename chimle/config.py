@@ -6,9 +6,9 @@
 __all__ = ['TASKS', 'METHODS', 'SOURCES', 'repo_root', 'repo_path', 'ConfigError', 'read_yaml', 'dump_yaml', 'param', 'TIMConfig',
            'DistanceConfig', 'SearchConfig', 'TrainConfig', 'TaskData', 'JPEGData', 'NightData', 'DataConfig',
            'MetricsConfig', 'SampleEfficiencyConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
-           'RAISESource', 'Night2DaySource', 'FetchConfig', 'TrainRun', 'ModeForcingConfig', 'Params', 'from_dict',
-           'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params', 'load_config',
-           'run_config_from_yaml']
+           'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'ModeForcingConfig', 'Params',
+           'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params',
+           'load_config', 'run_config_from_yaml']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -249,12 +249,26 @@ class Night2DaySource:
     sha256: str = param()                         # expected SHA-256 ("": record on first fetch)
 
 @dataclass
+class FetchLimits:
+    "Caps on one download and one archive extraction (`fetch.limits`)."
+    download_bytes: int = param(lo=1)             # largest file one download may write
+    deadline_s: float = param(gt=0.0)             # wall-clock limit of one download, retries included
+    extract_bytes: int = param(lo=1)              # most bytes one archive may write
+    extract_members: int = param(lo=1)            # most members (files, folders, links) of one archive
+    extract_ratio: float = param(gt=1.0)          # most bytes written per byte of archive (checked beyond the first MiB)
+
+    def download_kw(self) -> dict: return {"max_bytes": self.download_bytes, "deadline_s": self.deadline_s}
+    def extract_kw(self) -> dict:
+        return {"max_bytes": self.extract_bytes, "max_members": self.extract_members, "max_ratio": self.extract_ratio}
+
+@dataclass
 class FetchConfig:
     "Where raw data come from and how downloads behave (`fetch`)."
     downloads: str = param()                      # resumable download cache and its MANIFEST.yaml
     timeout_s: float = param(gt=0.0)              # socket timeout per request
     retries: int = param(lo=0)                    # further attempts after a failed transfer
     backoff_s: float = param(lo=0.0)              # wait before retry k: backoff_s * 2^k
+    limits: FetchLimits = param()                 # caps on downloads and archive extraction
     embedded: EmbeddedSource = param()
     ilsvrc: ILSVRCSource = param()
     raise1k: RAISESource = param()

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .core import ImageError, TIMConfig, from_dict, image_grid, read_image, resize, to_dict, to_pil, write_image
-from .data import col_degrade
+from .tasks import col_degrade
 from .tim import TIM, LatentCode, build_tim
 
 # %% ../nbs/07_sample.ipynb #c005

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .config import RunConfig, SearchConfig, TIMConfig, TrainConfig, load_config
 from .core import seed_everything
-from .data import fetch_task, prepare_task
+from .data import prepare_task
+from .fetch import fetch_task
 from .tim import TIM, build_tim
 from .train import PairDataset
 

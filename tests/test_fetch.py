@@ -1,15 +1,19 @@
 """Fetching against a real HTTP server on 127.0.0.1 started here: clean, interrupted and resumed, wrong
 checksum, server errors, unreachable host, malicious archives, and each paper source end to end on tiny files."""
 import csv
+import gzip
 import hashlib
 import io
 import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +22,23 @@ import yaml
 from PIL import Image
 from skimage import data as skdata
 
-from chimle.core import load_params, repo_path
-from chimle.data import (ChecksumError, FetchError, UnsafeArchiveError, download, fetch_task, load_download_manifest,
-                         prepare_task, safe_extract, sha256_file)
+from chimle.config import load_params, repo_path
+from chimle.data import prepare_task
+from chimle.fetch import (ArchiveLimitError, ChecksumError, FetchError, UnsafeArchiveError, download, fetch_task,
+                          load_download_manifest, safe_extract, sha256_file)
 
 FAST = dict(timeout=5, retries=3, backoff=0.01)
 
 
 class _Server:
-    """Serves `files` (path -> bytes) with Range support; `modes[path]` makes it misbehave:
+    """Serves `files` (path -> bytes) with Range support; `modes[path]` (space-separated flags) makes it misbehave:
     'truncate_once' (first response cut in half), 'error' (always 500), 'error_twice' (500 twice, then fine),
-    'norange' (ignores Range), 'missing' (404)."""
+    'norange' (ignores Range), 'missing' (404), 'wrong_range' (answers a Range request with bytes from another
+    offset), 'short_range' (answers a Range request with at most 10,000 bytes), 'nolength' (no Content-Length),
+    'drip' (1,000 bytes every 0.05 s). `types[path]` is sent as Content-Type."""
 
     def __init__(self):
-        self.files, self.modes, self.log, self.count = {}, {}, [], {}
+        self.files, self.modes, self.types, self.log, self.count = {}, {}, {}, [], {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,33 +48,44 @@ class _Server:
                 path, rng = self.path, self.headers.get("Range")
                 server.log.append((path, rng))
                 n = server.count[path] = server.count.get(path, 0) + 1
-                mode = server.modes.get(path, "ok")
-                if path not in server.files or mode == "missing": return self.send_error(404)
-                if mode == "error" or (mode == "error_twice" and n <= 2): return self.send_error(500)
-                data, start = server.files[path], 0
-                if rng and mode != "norange":
+                flags = set(server.modes.get(path, "ok").split())
+                if path not in server.files or "missing" in flags: return self.send_error(404)
+                if "error" in flags or ("error_twice" in flags and n <= 2): return self.send_error(500)
+                data, start, end = server.files[path], 0, len(server.files[path])
+                if rng and "norange" not in flags:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
                         self.send_response(416); self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.send_header("Content-Length", "0"); self.end_headers(); return
+                    if "wrong_range" in flags: start = min(start + 1000, len(data) - 1)
+                    if "short_range" in flags: end = min(start + 10_000, len(data))
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
                 else:
                     self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body))); self.end_headers()
-                if mode == "truncate_once" and n == 1:
-                    self.wfile.write(body[:len(body) // 2]); self.wfile.flush(); self.close_connection = True
-                    return
-                self.wfile.write(body)
+                body = data[start:end]
+                if path in server.types: self.send_header("Content-Type", server.types[path])
+                if "nolength" not in flags: self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    if "truncate_once" in flags and n == 1:
+                        self.wfile.write(body[:len(body) // 2]); self.wfile.flush(); self.close_connection = True
+                        return
+                    if "drip" in flags:
+                        for i in range(0, len(body), 1000):
+                            self.wfile.write(body[i:i + 1000]); self.wfile.flush(); time.sleep(0.05)
+                        return
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError): pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def add(self, path, data, mode="ok"):
+    def add(self, path, data, mode="ok", ctype=None):
         self.files[path] = data; self.modes[path] = mode
+        if ctype: self.types[path] = ctype
         return self.url + path
 
 
@@ -215,7 +233,7 @@ def test_malicious_tar_is_refused_and_leaves_nothing(kind, tmp_path):
 
 
 def _zip(path, members, symlink=None):
-    with zipfile.ZipFile(path, "w") as zf:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members: zf.writestr(name, data)
         if symlink:
             zi = zipfile.ZipInfo(symlink[0]); zi.external_attr = (0o120777 << 16)
@@ -376,3 +394,157 @@ def test_oversized_partial_file_is_discarded(server, tmp_path):
     (tmp_path / "big.bin.part").write_bytes(data + b"junk")
     assert download(url, tmp_path / "big.bin", **FAST).read_bytes() == data
     assert [r for _, r in server.log] == [f"bytes={len(data) + 4}-", None]
+
+
+# ---- a bad first download is never cached or pinned -----------------------------------------------------------
+HTML = b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head><body>try later</body></html>\n"
+
+
+@pytest.mark.parametrize("name,body,ctype", [("n.tar.gz", HTML, "text/html; charset=utf-8"),   # an error page
+                                             ("n.tar.gz", HTML, "application/octet-stream"),  # ... mislabelled
+                                             ("n.tar.gz", b"\0" * 5000, None),                 # no gzip signature
+                                             ("i.zip", _blob(5000, 11), None),
+                                             ("RAISE_1k.csv", HTML, "text/html"),
+                                             ("p.png", b"GIF89a" + _blob(500, 12), None)])
+def test_wrong_type_is_refused_and_not_recorded(server, tmp_path, name, body, ctype):
+    url = server.add("/" + name, body, ctype=ctype)
+    with pytest.raises(FetchError, match=f"instead of {name}"):
+        download(url, tmp_path / name, **FAST)
+    assert sorted(os.listdir(tmp_path)) == []  # no file, no partial file, no manifest entry
+    good = gzip.compress(_blob(5000, 13)) if name.endswith(".gz") else _blob(10, 14)
+    if name.endswith(".gz"):  # once the server is right again, the fetch succeeds: nothing was pinned
+        server.files["/" + name] = good; server.types.pop("/" + name, None)
+        assert download(url, tmp_path / name, **FAST).read_bytes() == good
+
+
+def test_a_given_checksum_outranks_the_type_check(server, tmp_path):
+    odd = b"\0" * 5000  # not what a .tar.gz looks like, but the checksum in params.yaml vouches for it
+    url = server.add("/odd.tar.gz", odd)
+    assert download(url, tmp_path / "odd.tar.gz", sha256=_sha(odd), **FAST).read_bytes() == odd
+    assert download(url, tmp_path / "odd.tar.gz", sha256=_sha(odd), **FAST).read_bytes() == odd  # cached copy kept
+    assert len(server.log) == 1
+
+
+def test_bad_file_pinned_by_an_earlier_run_is_replaced(server, tmp_path):
+    good = gzip.compress(_blob(50_000, 15))
+    url = server.add("/night2day.tar.gz", good)
+    (tmp_path / "night2day.tar.gz").write_bytes(HTML)  # what an earlier run cached, with its checksum recorded
+    (tmp_path / "MANIFEST.yaml").write_text(yaml.safe_dump({url: {"file": "night2day.tar.gz", "sha256": _sha(HTML),
+                                                                  "bytes": len(HTML), "fetched": "2026-01-01"}}))
+    assert download(url, tmp_path / "night2day.tar.gz", **FAST).read_bytes() == good
+    assert load_download_manifest(tmp_path)[url]["sha256"] == _sha(good)
+
+
+def test_range_answered_from_another_offset_restarts_from_zero(server, tmp_path):
+    data = _blob(60_000, 16)
+    url = server.add("/wr.bin", data, "wrong_range")
+    (tmp_path / "wr.bin.part").write_bytes(data[:12345])
+    assert download(url, tmp_path / "wr.bin", **FAST).read_bytes() == data
+    assert server.log[0] == ("/wr.bin", "bytes=12345-") and server.log[-1] == ("/wr.bin", None)
+    assert load_download_manifest(tmp_path)[url]["sha256"] == _sha(data)
+
+
+def test_partial_range_answers_are_completed(server, tmp_path):
+    data = _blob(45_000, 17)  # the server returns at most 10,000 bytes per Range request, with the true total
+    url = server.add("/sr.bin", data, "truncate_once short_range")
+    assert download(url, tmp_path / "sr.bin", **FAST).read_bytes() == data  # progress is no failed attempt
+    assert load_download_manifest(tmp_path)[url]["sha256"] == _sha(data)
+
+
+def test_refetch_discards_the_cached_file_and_its_checksum(server, tmp_path):
+    url = server.add("/v.bin", _blob(10_000, 18))
+    download(url, tmp_path / "v.bin", **FAST)
+    (tmp_path / "v.bin").unlink()
+    new = server.files["/v.bin"] = _blob(10_000, 19)  # the publisher replaced the file
+    with pytest.raises(ChecksumError, match="refetch"):
+        download(url, tmp_path / "v.bin", **FAST)
+    assert download(url, tmp_path / "v.bin", refetch=True, **FAST).read_bytes() == new
+    assert load_download_manifest(tmp_path)[url]["sha256"] == _sha(new)
+    with pytest.raises(ChecksumError):  # a checksum given in params.yaml still holds
+        download(url, tmp_path / "v.bin", sha256="0" * 64, refetch=True, **FAST)
+
+
+@pytest.mark.parametrize("mode", ["ok", "nolength"])
+def test_size_cap(server, tmp_path, mode):
+    url = server.add("/huge.bin", _blob(300_000, 20), mode)
+    with pytest.raises(FetchError, match="max_bytes=100000"):
+        download(url, tmp_path / "huge.bin", max_bytes=100_000, **FAST)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_deadline(server, tmp_path):
+    url = server.add("/slow.bin", _blob(100_000, 21), "drip")  # would take 5 s
+    t0 = time.monotonic()
+    with pytest.raises(FetchError, match="deadline_s=0.5"):
+        download(url, tmp_path / "slow.bin", deadline_s=0.5, **FAST)
+    assert time.monotonic() - t0 < 4
+    assert (tmp_path / "slow.bin.part").exists() and not (tmp_path / "slow.bin").exists()  # kept to resume
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    params = _params(tmp_path, lambda d: d["fetch"]["ilsvrc"].update(train_path=""))
+    env = {k: v for k, v in os.environ.items() if k != "CHIMLE_ILSVRC_TRAIN"}
+    r = subprocess.run([sys.executable, "-m", "chimle.fetch", "--task", "sr", "--profile", "paper", "--params", str(params),
+                        "--dest", str(tmp_path / "raw")], capture_output=True, text=True, env=env, cwd=repo_path())
+    assert r.returncode == 1 and "CHIMLE_ILSVRC_TRAIN" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+# ---- extraction is capped ---------------------------------------------------------------------------------------
+def _sparse_tar(path, size):
+    """A tar whose one member declares `size` bytes of holes (PAX GNU sparse 0.1): a few hundred bytes on disk."""
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("holes.bin"); ti.size = 0
+        ti.pax_headers = {"GNU.sparse.map": "0,0", "GNU.sparse.size": str(size)}
+        tf.addfile(ti)
+    return path
+
+
+def _bombs(tmp_path):
+    zeros = b"\0" * (8 << 20)
+    return {"tar.gz": _tar(tmp_path / "bomb.tar.gz", [("zeros.bin", "file", zeros)]),
+            "zip": _zip(tmp_path / "bomb.zip", [("zeros.bin", zeros)]),
+            "sparse": _sparse_tar(tmp_path / "sparse.tar.gz", 8 << 20)}
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip", "sparse"])
+def test_compression_bomb_is_refused_with_default_caps(kind, tmp_path):
+    arc = _bombs(tmp_path)[kind]
+    assert arc.stat().st_size < 20_000  # 8 MiB of zeros in a few KB
+    with pytest.raises(ArchiveLimitError, match="max_ratio") as e:
+        safe_extract(arc, tmp_path / "sub" / "out")
+    assert str(arc) in str(e.value)
+    assert not (tmp_path / "sub").exists() or os.listdir(tmp_path / "sub") == []
+    got = safe_extract(arc, tmp_path / "out", max_ratio=1e6)  # raising the cap lets it through
+    assert (tmp_path / "out" / got[0]).stat().st_size == 8 << 20
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip", "sparse"])
+def test_total_size_cap(kind, tmp_path):
+    arc = _bombs(tmp_path)[kind]
+    with pytest.raises(ArchiveLimitError, match="max_bytes=1000000") as e:
+        safe_extract(arc, tmp_path / "out", max_bytes=1_000_000, max_ratio=1e6)
+    assert str(arc) in str(e.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+def test_entry_count_cap(fmt, tmp_path):
+    members = [(f"d/{i}.txt", b"x") for i in range(300)]
+    arc = _zip(tmp_path / "many.zip", members) if fmt == "zip" else \
+        _tar(tmp_path / "many.tar.gz", [(n, "file", b) for n, b in members])
+    with pytest.raises(ArchiveLimitError, match="max_members=100") as e:
+        safe_extract(arc, tmp_path / "out", max_members=100)
+    assert str(arc) in str(e.value) and not (tmp_path / "out").exists()
+    assert len(safe_extract(arc, tmp_path / "out", max_members=1000)) == 300
+
+
+def test_limits_reach_extraction_through_fetch_task(server, tmp_path):
+    tgz = _night2day_tar()
+    url = server.add("/night2day.tar.gz", tgz)
+    params = _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url),
+                                          d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+    with pytest.raises(FetchError, match="max_bytes=1000;"):
+        fetch_task("n2d", "embedded", params, tmp_path / "raw", limits=replace(load_params().fetch.limits, download_bytes=1000))
+    with pytest.raises(ArchiveLimitError, match="max_members=3 members"):
+        fetch_task("n2d", "embedded", params, tmp_path / "raw", limits=replace(load_params().fetch.limits, extract_members=3))
+    assert not (tmp_path / "raw").exists()
