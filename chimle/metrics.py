@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FEATURE_NETS', 'EffNetLite0Features', 'register_feature_nets', 'inception_weights', 'frechet_distance', 'ImageSet',
            'fid_kid', 'distance_tag', 'fwv', 'lpips_diversity', 'prd_curve', 'prd_curve_from_features', 'max_f_beta',
-           'prd', 'image_features', 'ivo', 'evaluate', 'metric_label', 'tim_ivo']
+           'prd', 'image_features', 'ivo', 'evaluate', 'metric_label', 'tim_ivo', 'psnr', 'against_truth']
 
 # %% ../nbs/06_metrics.ipynb #c002
 import hashlib
@@ -328,3 +328,24 @@ def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: in
         return res
     finally:
         for p in model.parameters(): p.requires_grad_(True)
+
+# %% ../nbs/06_metrics.ipynb #c044
+def psnr(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    "Peak signal-to-noise ratio (dB) of images in [0, 1], per image: (N,)."
+    return -10 * torch.log10((x - y).pow(2).flatten(1).mean(1) + eps)
+
+@torch.no_grad()
+def against_truth(samples,                 # per input j, its samples: (J, I, 3, H, W) or a list of (I_j, 3, H, W)
+                  trivial: torch.Tensor,   # the trivial output of each input (J, 3, H, W)
+                  targets: torch.Tensor,   # the truth (J, 3, H, W)
+                  distance: Callable) -> dict:
+    "Best-of-samples distance and PSNR to the truth, the trivial output's, and whether the model beats it."
+    groups = _per_input(samples)
+    d_best = torch.stack([_to_one(distance, s, y).min() for s, y in zip(groups, targets)])
+    p_best = torch.stack([psnr(s, y[None].expand_as(s)).max() for s, y in zip(groups, targets)])
+    d_triv, p_triv = distance(trivial, targets), psnr(trivial, targets)
+    out = {"best_distance": float(d_best.mean()), "trivial_distance": float(d_triv.mean()),
+           "best_psnr": float(p_best.mean()), "trivial_psnr": float(p_triv.mean()),
+           "inputs_closer_than_trivial": float((d_best < d_triv).float().mean()),
+           "samples_per_input": min(len(s) for s in groups)}
+    return out | {"beats_trivial": out["best_distance"] < out["trivial_distance"]}

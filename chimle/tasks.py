@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['TASK_SPECS', 'Task', 'task_spec', 'crop_side', 'level_sizes', 'input_sizes', 'sr_degrade', 'col_degrade',
-           'jpeg_bytes', 'dc_degrade', 'jpeg_info', 'night_proxy', 'n2d_degrade', 'make_input', 'input_pyramid']
+           'jpeg_bytes', 'dc_degrade', 'jpeg_info', 'night_proxy', 'n2d_degrade', 'make_input', 'input_pyramid',
+           'trivial_output']
 
 # %% ../nbs/00b_tasks.ipynb #t002
 import io
@@ -16,7 +17,7 @@ import torch
 from PIL import Image, features
 
 from .config import TASKS, ConfigError, DataConfig, NightData
-from .core import linear_to_srgb, pyramid, resize, rgb_to_lab, srgb_to_linear, to_pil
+from .core import lab_to_rgb, linear_to_srgb, pyramid, resize, rgb_to_lab, srgb_to_linear, to_pil
 
 # %% ../nbs/00b_tasks.ipynb #t101
 @dataclass(frozen=True)
@@ -133,3 +134,12 @@ def input_pyramid(task: str, x: torch.Tensor | None, targets: list) -> list:
     if spec.wiring == "sr": return [x]
     if spec.wiring == "col": return [col_degrade(t) for t in targets]
     return pyramid(x, len(targets))
+
+# %% ../nbs/00b_tasks.ipynb #t301
+def trivial_output(task: str, inputs: list, size: tuple | int) -> torch.Tensor:
+    "The trivial output of `task` (N, 3, H, W) for a batch of its `inputs` (as a TIM takes them), at the target `size`."
+    kind, x = task_spec(task).trivial, inputs[-1]
+    if kind == "bicubic": return resize(inputs[0], size).clamp(0, 1)
+    if kind == "grey": return lab_to_rgb(torch.cat([100 * x, torch.zeros_like(x).expand(-1, 2, -1, -1)], 1))
+    if kind == "input": return x
+    raise ValueError(f"unknown trivial output {kind!r} of task {task!r}")
