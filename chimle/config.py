@@ -99,6 +99,8 @@ class DistanceConfig:
     "The perceptual distance used by the search, the loss and the metrics."
     backbone: str = param(choices=("lpips-vgg", "lpips-alex", "effnet-lite0"))
     pixel_weight: float = param(lo=0.0)                     # search and loss: add this x pixel MSE (0: the paper's)
+    chroma_weight: float = param(lo=0.0)                    # add this x the Lab chroma MSE of block averages (0: the paper's)
+    chroma_pool: int = param(lo=1)                          # side of those blocks, pixels
 
 @dataclass
 class SearchConfig:

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['EFFNET_STAGES', 'BACKBONES', 'WeightsUnavailableError', 'hub_checkpoints_dir', 'cached_weights', 'PerceptualDistance',
-           'LPIPSDistance', 'load_effnet_lite0', 'EffNetDistance', 'WithPixelTerm', 'build_distance']
+           'LPIPSDistance', 'load_effnet_lite0', 'EffNetDistance', 'WithPixelTerm', 'WithChromaTerm', 'build_distance',
+           'distance_from_config']
 
 # %% ../nbs/03_distance.ipynb #c002
 import hashlib
@@ -15,9 +16,11 @@ from pathlib import Path
 import lpips
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
-from .core import get_device, resize
+from .config import DistanceConfig
+from .core import get_device, resize, rgb_to_lab
 
 # %% ../nbs/03_distance.ipynb #c005
 class WeightsUnavailableError(RuntimeError):
@@ -187,13 +190,34 @@ class WithPixelTerm(PerceptualDistance):
     def from_features(self, fx, fy):
         return self.base.from_features(fx[:-1], fy[:-1]) + self.weight * (fx[-1] - fy[-1]).pow(2).flatten(1).mean(1)
 
+class WithChromaTerm(PerceptualDistance):
+    "A distance plus `weight` times the mean squared Lab chroma (a, b over 100) error of `pool` x `pool` block averages."
+    def __init__(self, base: PerceptualDistance, weight: float, pool: int = 4):
+        super().__init__()
+        self.base, self.weight, self.pool, self.min_size = base, weight, pool, base.min_size
+        self.name = f"{base.name}+{weight:g}chroma"
+    def _chroma(self, x):
+        p = min(self.pool, *x.shape[-2:])
+        return rgb_to_lab(F.avg_pool2d(x.clamp(0, 1), p, ceil_mode=True))[:, 1:] / 100
+    def features(self, x): return self.base.features(x) + [self._chroma(x)]
+    def from_features(self, fx, fy):
+        return self.base.from_features(fx[:-1], fy[:-1]) + self.weight * (fx[-1] - fy[-1]).pow(2).flatten(1).mean(1)
+
 def build_distance(backbone: str = "effnet-lite0",  # one of BACKBONES; the paper's is "lpips-vgg"
                    device=None,                     # torch device or "auto"/"cpu"/"cuda" (None: auto)
                    download: bool = True,           # LPIPS backbones: download ImageNet weights when missing
                    verify: bool = True,             # check a cached file's SHA-256 against its name
-                   pixel_weight: float = 0.0) -> PerceptualDistance:  # add this times the pixel MSE (0: the backbone alone)
+                   pixel_weight: float = 0.0,       # add this times the pixel MSE (0: the backbone alone)
+                   chroma_weight: float = 0.0,      # add this times the Lab chroma MSE of block averages (0: none)
+                   chroma_pool: int = 4) -> PerceptualDistance:  # side of those blocks, pixels
     "A frozen, eval-mode perceptual distance by name; `WeightsUnavailableError` when its weights cannot be had."
     if backbone not in BACKBONES: raise ValueError(f"unknown distance backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     dist = EffNetDistance(load_effnet_lite0("cpu")) if backbone == "effnet-lite0" else _lpips(backbone, download, verify)
     if pixel_weight: dist = WithPixelTerm(dist, pixel_weight)
+    if chroma_weight: dist = WithChromaTerm(dist, chroma_weight, chroma_pool)
     return dist.to(get_device(device))
+
+def distance_from_config(dc: DistanceConfig, device=None, download: bool = True) -> PerceptualDistance:
+    "The distance a profile's `distance` section describes (search, loss and the truth scores use it)."
+    return build_distance(dc.backbone, device, download, pixel_weight=dc.pixel_weight, chroma_weight=dc.chroma_weight,
+                          chroma_pool=dc.chroma_pool)
