@@ -347,6 +347,7 @@ def plot_samples(toy: dict, n_x: int = 60, n: int = 20, seed: int = 0):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08_mode_forcing.ipynb #m006
 def plot_mode_mass(toy: dict):
     "Bar chart: mass per mode and between modes, per model, beside the truth."
     import matplotlib.pyplot as plt
@@ -363,6 +364,7 @@ def plot_mode_mass(toy: dict):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/08_mode_forcing.ipynb #m009
 def plot_ratio_sweep(toy: dict):
     "Between-mode mass and the rarest mode's mass against the per-step variance ratio: exact denoiser, trained models."
     import matplotlib.pyplot as plt
