@@ -138,6 +138,7 @@ def constant_schedule(variance_ratio: float = 1.0,  # r: per-step variance beta 
     if not 0 < beta < 1: raise ValueError(f"per-step variance {beta} (variance_ratio * sigma^2) must lie in (0, 1)")
     return torch.full((math.ceil(total_noise / beta),), beta, dtype=torch.float64)
 
+# %% ../nbs/08_mode_forcing.ipynb #m012
 class DDPM(nn.Module):
     "A conditional DDPM on low-dimensional y: an MLP noise predictor eps(y_t, x, t) and ancestral sampling."
     def __init__(self, betas: torch.Tensor,         # (T,) forward variances
@@ -262,6 +263,7 @@ def nearest_codes(model: CondIMLE, x: torch.Tensor, y: torch.Tensor,  # generato
     out = model(x.repeat_interleave(m), z.reshape(-1, model.code_dim)).reshape(len(x), m, -1)
     return z[torch.arange(len(x)), ((out - y[:, None]) ** 2).sum(-1).argmin(1)]
 
+# %% ../nbs/08_mode_forcing.ipynb #m015
 def train_imle(model: CondIMLE, x: torch.Tensor, y: torch.Tensor,  # model and training pairs
                steps: int = 4000, batch_size: int = 256,            # gradient steps and pairs per step
                lr: float = 3e-3,                                    # Adam, cosine-decayed to 0
