@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS', 'GENERIC', 'PAPER_TABLE1',
            'TASK_SPECIFIC_MODELS', 'PAPER_TABLE2', 'PAPER_ABLATION', 'ABLATION_ORDER', 'ABLATION_RUNS', 'COUNTS',
-           'METRICS', 'EMBEDDED_NOTE', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label', 'table1',
-           'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
-           'code_effects_table', 'write_report']
+           'METRICS', 'EMBEDDED_NOTE', 'INERT', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label',
+           'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
+           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'write_report']
 
 # %% ../nbs/10_report.ipynb #c002
 import json
@@ -300,7 +300,12 @@ def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a t
     write_image(torch.rand(3, 32, 64, generator=g), se / "fig2.png")
     mf = root.parent / "mode_forcing"; mf.mkdir(parents=True, exist_ok=True)
     flat = lambda: dict(coverage=float(rng.uniform()), between_mass=float(rng.uniform()), tv=float(rng.uniform()))
-    (mf / "metrics.json").write_text(json.dumps({"toy": {"ddpm_r1": flat(), "cimle": flat()}, "placeholder": True}, indent=1))
+    km = {k: dict(coverage=float(rng.uniform()), precision=float(rng.uniform()), tv=float(rng.uniform()))
+          for k in ("oracle", "chimle", "cimle")}
+    km["chimle"].update(colours_from_global=float(rng.uniform(0, 4)), colours_from_spatial=float(rng.uniform(0, 4)))
+    (mf / "metrics.json").write_text(json.dumps({"toy": {"ddpm_r1": flat(), "cimle": flat()}, "known_modes": km,
+                                                 "placeholder": True}, indent=1))
+    for name in ("ratio_sweep", "known_modes"): write_image(torch.rand(3, 32, 64, generator=g), mf / f"{name}.png")
     return root
 
 # %% ../nbs/10_report.ipynb #r050
@@ -349,13 +354,43 @@ def code_effects_table(root: str | Path) -> pd.DataFrame:
                                          "spatial coarse": ce["spatial_coarse"], "outputs": ce["n"], "cells": ce["grid"]}
     return pd.DataFrame(rows).T.rename_axis("run")
 
-def _code_effects(root: Path, out_md: Path, figures_dir) -> list[str]:
+# %% ../nbs/10_report.ipynb #r061
+INERT = 1e-2  # a global code whose spread is below 1% of the spatial code's hardly moves the output
+
+def code_effects_findings(tab: pd.DataFrame,            # `code_effects_table` of a profile
+                          known_modes: dict | None = None  # the `known_modes` part of appendix D's metrics.json
+                          ) -> list[str]:
+    "Computed statements on what the global and spatial codes control (paper Fig. 9)."
+    out = []
+    if len(tab):
+        g, s, r = (tab[c].astype(float) for c in ("global coarse", "spatial coarse", "global / spatial"))
+        out.append(f"The global code's motion is coarser than the spatial code's in {int((g > s).sum())} of {len(tab)} runs "
+                   f"(coarse fraction {g.min():.2f}-{g.max():.2f} against {s.min():.2f}-{s.max():.2f}): tone rather than detail, as in Fig. 9.")
+        out.append(f"Its spread is {r.min():.2g} to {r.max():.2g} of the spatial code's" + (
+            f": below {INERT:g} in every run, so the global code hardly moves the output and the spatial code does nearly all "
+            "of the varying. The official initialisation (scale 0.1) and the mapping networks' learning rate (x0.01) keep "
+            "the global stream nearly inert in short runs; the paper's models train for hundreds of thousands of steps."
+            if r.max() < INERT else "."))
+    km = known_modes or {}
+    K = len([k for k in km.get("oracle", {}) if k.startswith("hit_frequency_")])
+    for name, how in (("chimle", "official initialisation"), ("chimle_active", "a global stream that learns from the start")):
+        v = km.get(name, {})
+        if "colours_from_global" in v:
+            who = "global" if v["colours_from_global"] > v["colours_from_spatial"] else "spatial"
+            out.append(f"Known-modes benchmark (appendix D), CHIMLE TIM with {how}: 32 outputs that differ only in the global "
+                       f"code show {v['colours_from_global']:.1f} of {K} correct colours, 32 that differ only in the spatial code "
+                       f"{v['colours_from_spatial']:.1f}: the {who} code picks the colour.")
+    return out
+
+# %% ../nbs/10_report.ipynb #r067
+def _code_effects(root: Path, out_md: Path, figures_dir, known_modes: dict | None = None) -> list[str]:
     tab = code_effects_table(root)
     if tab.empty: return ["Not measured.", ""]
     n, grid = (", ".join(f"{v:g}" for v in sorted(set(tab[c]))) for c in ("outputs", "cells"))
     lines = [f"Spread: mean squared deviation of {n} outputs from their mean when only one part of the code varies; coarse: "
              f"the fraction of that spread in {grid}x{grid} cell averages (tone) rather than detail. Means over test inputs.", "",
              to_markdown(tab.drop(columns=["outputs", "cells"]).apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
+    lines += [f"- {s}" for s in code_effects_findings(tab, known_modes)] + [""]
     for run in ("col-chimle", "sr-chimle"):
         img = root / "eval" / run / "codes.png"
         if img.is_file():
@@ -364,8 +399,50 @@ def _code_effects(root: Path, out_md: Path, figures_dir) -> list[str]:
                       f"![{run} codes]({_link(img, out_md, figures_dir, f'codes-{run}.png')})", ""]
     return lines
 
+# %% ../nbs/10_report.ipynb #r064
+def _by_ratio(part: dict) -> list:
+    "(variance ratio, record) of the DDPM records of one part, smallest ratio first."
+    return sorted(((v["variance_ratio"], v) for v in part.values() if "variance_ratio" in v), key=lambda t: t[0])
+
+def mode_forcing_findings(m: dict) -> list[str]:
+    "Computed statements on appendix D's metrics.json (toy: `toy`, `exact`; image benchmark: `known_modes`)."
+    out = []
+    for part, who in (("exact", "DDPM with the exact denoiser"), ("toy", "trained DDPMs")):
+        rows = _by_ratio(m.get(part, {}))
+        if len(rows) < 2: continue
+        bm = [v["between_mass"] for _, v in rows]
+        trend = "rises" if all(a < b for a, b in zip(bm, bm[1:])) else "does not rise steadily"
+        out.append(f"Toy, {who}: the mass between modes {trend} with the per-step variance (beta / sigma^2: mass "
+                   + ", ".join(f"{r:g}: {v['between_mass']:.3f}" for r, v in rows) + f"; truth {rows[0][1]['true_between']:.4f}).")
+    toy, ci = m.get("toy", {}), m.get("toy", {}).get("cimle")
+    ddpm = [v for _, v in _by_ratio(toy)]
+    if ci and ddpm:
+        out.append(f"Toy, cIMLE: coverage {ci['coverage']:.2f} (trained DDPMs {min(v['coverage'] for v in ddpm):.2f}-"
+                   f"{max(v['coverage'] for v in ddpm):.2f}), mass between modes {ci['between_mass']:.3f}, TV {ci['tv']:.3f} "
+                   f"(trained DDPMs {min(v['tv'] for v in ddpm):.3f}-{max(v['tv'] for v in ddpm):.3f}).")
+    km = m.get("known_modes", {})
+    for a, b, how in (("chimle", "cimle", "official initialisation"), ("chimle_active", "cimle_active", "a global stream that learns from the start")):
+        if a in km and b in km:
+            x, y = km[a], km[b]
+            wins = sum([x["coverage"] > y["coverage"], x["tv"] < y["tv"]])
+            out.append(f"Known modes, {how}: CHIMLE's search against cIMLE's at the same search cost, coverage {x['coverage']:.2f} vs "
+                       f"{y['coverage']:.2f}, TV {x['tv']:.2f} vs {y['tv']:.2f}, precision {x['precision']:.2f} vs "
+                       f"{y['precision']:.2f}: CHIMLE better on {wins} of 2 (coverage, TV).")
+    trained = [k for k in ("chimle", "cimle", "chimle_active", "cimle_active") if k in km]
+    col = km.get("collapsed")
+    for k in trained:
+        if col and abs(km[k]["coverage"] - col["coverage"]) < 1e-6 and abs(km[k]["tv"] - col["tv"]) < 1e-6:
+            out.append(f"Known modes, {k}: the coverage and TV of the mode-collapsed reference sampler ({col['coverage']:.2f}, "
+                       f"{col['tv']:.2f}): every sample that matches a correct output has the most frequent colour.")
+    if trained and "oracle" in km:
+        best, oracle = max(km[k]["precision"] for k in trained), km["oracle"]["precision"]
+        out.append(f"Known modes: the most precise trained TIM puts {best:.0%} of its samples on a correct output "
+                   f"(oracle {oracle:.0%})" + ("; none is precise yet." if best < oracle else "."))
+    return out
+
 # %% ../nbs/10_report.ipynb #r05a
-def _mode_forcing(path: Path) -> list[str]:
+def _mode_forcing(path: Path, out_md: Path | None = None, figures_dir: Path | None = None) -> list[str]:
+    "The appendix-D section: tables, computed findings, a glossary and (with `out_md`) the stage's figures."
     m = json.loads(path.read_text())
     lines = []
     for part, title in (("toy", "Toy conditional mixture (trained models)"), ("known_modes", "Known-modes colourization benchmark")):
@@ -380,6 +457,12 @@ def _mode_forcing(path: Path) -> list[str]:
                         "stream that learns from the start, init scale and mapping lr multiplier 1 instead of 0.1 and 0.01): "
                         "colours_from_global / colours_from_spatial, the mean number of distinct correct colours among 32 "
                         "outputs that differ only in the global / only in the spatial code.", ""]
+    lines += [f"- {s}" for s in mode_forcing_findings(m)] + [""]
+    for name, what in (("ratio_sweep", "toy: between-mode mass and the rarest mode's mass against the per-step variance"),
+                       ("known_modes", "known-modes benchmark: hit frequencies per sampler and samples for one input")):
+        img = path.parent / f"{name}.png"
+        if out_md is not None and img.is_file():
+            lines += [f"Appendix D, {what}:", "", f"![{name}]({_link(img, out_md, figures_dir, f'mode-forcing-{name}.png')})", ""]
     return lines
 
 # %% ../nbs/10_report.ipynb #r05d
@@ -438,10 +521,11 @@ def write_report(root: str | Path,                   # a profile's runs folder, 
         if (se / "fig2.png").is_file():
             L += [f"![Fig. 2: distance reached and candidates needed]({_link(se / 'fig2.png', out_md, figures_dir, 'fig2.png')})", ""]
     else: L += ["Not run yet.", ""]
-    L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir)
     mf = Path(mode_forcing) if mode_forcing else root.parent / "mode_forcing" / "metrics.json"
+    known_modes = json.loads(mf.read_text()).get("known_modes") if mf.is_file() else None
+    L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir, known_modes)
     L += ["## Mode forcing (paper appendix D)", ""]
-    L += _mode_forcing(mf) if mf.is_file() else ["Not run yet.", ""]
+    L += _mode_forcing(mf, out_md, figures_dir) if mf.is_file() else ["Not run yet.", ""]
     L += ["## Samples", ""] + _samples(df, out_md, figures_dir)
     text = "\n".join(L).rstrip() + "\n"
     out_md.parent.mkdir(parents=True, exist_ok=True)
