@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS', 'GENERIC', 'PAPER_TABLE1',
            'TASK_SPECIFIC_MODELS', 'PAPER_TABLE2', 'PAPER_ABLATION', 'ABLATION_ORDER', 'ABLATION_RUNS', 'COUNTS',
-           'METRICS', 'EMBEDDED_NOTE', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label', 'table1',
-           'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'code_effects_table',
-           'write_report', 'demo_records']
+           'METRICS', 'EMBEDDED_NOTE', 'INERT', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label',
+           'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
+           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'write_report']
 
 # %% ../nbs/10_report.ipynb #c002
 import json
@@ -19,8 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-# %% ../nbs/10_report.ipynb #c005
+from .core import write_image
+
+# %% ../nbs/10_report.ipynb #r001
 TASK_ORDER = ("n2d", "sr", "col", "dc")  # the column order of the paper's tables
 TASK_NAMES = {"n2d": "night-to-day", "sr": "SR 16x", "col": "colourization", "dc": "decompression"}
 METHOD_NAMES = {"bicyclegan": "BicycleGAN", "msgan": "MSGAN", "divco": "DivCo", "monce": "MoNCE", "ddrm": "DDRM",
@@ -32,6 +35,7 @@ PAPER_NETS = ("inception-v3", "lpips-vgg")  # the paper's feature network (FID/K
 _ID = ["task", "method", "profile", "feature_net", "distance"]  # what identifies a row
 GENERIC = ["fid", "kid_x1e3", "kid_std_x1e3", "fwv_x1e3", "prd_f8", "prd_f1_8", "diversity", "ivo_mean", "ivo_std"]
 
+# %% ../nbs/10_report.ipynb #c005
 PAPER_TABLE1 = {  # method -> task -> (FID, KID x1e3, FwV x1e3)
     "bicyclegan": dict(n2d=(179.08, 132.35, 0.23), sr=(67.17, 53.28, 0.84), col=(53.33, 34.44, 7.44), dc=(87.35, 20.24, 0.29)),
     "msgan": dict(n2d=(213.81, 176.55, 0.18), sr=(83.65, 67.47, 0.76), col=(53.53, 31.12, 10.23), dc=(100.58, 27.75, 0.31)),
@@ -55,6 +59,7 @@ PAPER_ABLATION = {  # Fig. 7: task -> variant -> FID; "chimle" is the full metho
 ABLATION_ORDER = ("chimle", "no_ic", "no_ic_pe", "no_ic_pe_cd")  # the paper's order, best FID first
 ABLATION_RUNS = dict(chimle="chimle", no_ic="no_ic", no_ic_pe="no_ic_pe", no_ic_pe_cd="cimle")  # variant -> our run's method
 
+# %% ../nbs/10_report.ipynb #r005
 def paper_results() -> pd.DataFrame:
     "The paper's Table 1, Table 2 and Fig. 7 numbers as one long DataFrame (one row per task and method)."
     rows = {}
@@ -71,6 +76,7 @@ def paper_results() -> pd.DataFrame:
 
 # %% ../nbs/10_report.ipynb #c009
 COUNTS = ["n_inputs", "samples_per_input", "ivo_inputs"]
+
 _PATTERNS = [  # (regular expression on a record's metric key, generic column); the optional group is a network tag
     (r"fid(_\w+)?", "fid"), (r"kid(_\w+?)?_std_x1e3", "kid_std_x1e3"), (r"kid(_\w+)?_x1e3", "kid_x1e3"),
     (r"prd_f8(_\w+)?", "prd_f8"), (r"prd_f1_8(_\w+)?", "prd_f1_8"), (r"fwv(_\w+)?_x1e3", "fwv_x1e3"),
@@ -84,6 +90,7 @@ def generic_key(key: str) -> str | None:
         if m: return col or m.group(1)
     return None
 
+# %% ../nbs/10_report.ipynb #r011
 def normalise(record: dict) -> dict:
     "One flat row from an evaluation record: its identity, the network names and the metrics in generic columns."
     missing = [k for k in ("task", "method", "metrics") if k not in record]
@@ -97,6 +104,7 @@ def normalise(record: dict) -> dict:
         row[col] = float(value) if value is not None else math.nan
     return row
 
+# %% ../nbs/10_report.ipynb #r012
 def _columns() -> list: return ["source", *_ID, *GENERIC, *COUNTS, "placeholder", "path"]
 
 def _sort(df: pd.DataFrame) -> pd.DataFrame:
@@ -147,6 +155,7 @@ def _layout(rows: pd.DataFrame, cell, methods) -> pd.DataFrame:
     table.index.name = "method"
     return table.fillna("-")
 
+# %% ../nbs/10_report.ipynb #r023
 def table1(df: pd.DataFrame, paper_methods=tuple(PAPER_TABLE1)) -> pd.DataFrame:
     "The layout of the paper's Table 1: cells 'FID / KID x1e3 / FwV x1e3', the paper's rows then ours."
     methods = list(dict.fromkeys([*paper_methods, "cimle", "chimle"]))
@@ -162,6 +171,7 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     cell = lambda r: f"{_fmt(r.prd_f8)} / {_fmt(r.prd_f1_8)} / {_fmt(r.ivo_mean)}±{_fmt(r.ivo_std)}"
     return _layout(rows, cell, ("cimle", "chimle"))
 
+# %% ../nbs/10_report.ipynb #r025
 def _variant(m: str) -> str:
     return {"chimle": "full CHIMLE", "no_ic_pe_cd": "no IC, PE, CD (= cIMLE)"}.get(m, METHOD_NAMES[m])
 
@@ -220,6 +230,7 @@ def ablation_order(fids: dict) -> tuple[bool, str]:
     chain = " < ".join(f"{'full' if m == 'chimle' else METHOD_NAMES[m]} {fids[m]:.2f}" for m in have)
     return all(fids[a] < fids[b] for a, b in zip(have, have[1:])), chain
 
+# %% ../nbs/10_report.ipynb #r033
 def verdicts(df: pd.DataFrame) -> list[str]:
     "Computed statements: CHIMLE against cIMLE per task and metric, counts, and the ablation order on sr and dc."
     out, wins, total = [], 0, 0
@@ -256,143 +267,11 @@ def verdicts(df: pd.DataFrame) -> list[str]:
                        f"({chain.replace(' < ', ', ') if not ok else chain}; {len(have)} of {len(ABLATION_ORDER)} variants evaluated).")
     return out
 
-# %% ../nbs/10_report.ipynb #c032
-EMBEDDED_NOTE = ("These are small CPU runs of the `embedded` profile: a few offline photos (packaged with "
-                 "scikit-image and scikit-learn), tiny TIM generators trained briefly, and a synthetic night "
-                 "rendering of day photos standing in for the night-to-day dataset. They test the method's "
-                 "mechanics at small scale; they are not the paper's setting, and their numbers are not comparable "
-                 "with the paper's (different data, sizes and feature networks).")
-
-def _link(img: Path, out_md: Path, figures_dir: Path | None, name: str) -> str:
-    "Copy `img` into `figures_dir` (if given) as `name`; the path to link, relative to the markdown file."
-    if figures_dir is not None:
-        figures_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(img, figures_dir / name); img = figures_dir / name
-    return Path(os.path.relpath(img.resolve(), out_md.resolve().parent)).as_posix()
-
-def _sample_efficiency(se: Path) -> list[str]:
-    m = json.loads((se / "metrics.json").read_text())
-    lines = [f"Task {TASK_NAMES.get(m.get('task'), m.get('task'))}, {m.get('model')}, distance {_net(m.get('distance'))}, "
-             f"{m.get('images')} held-out images, {m.get('runs')} runs."]
-    at = m.get("distance_at_budget", {})
-    if "chimle" in at and "cimle" in at:
-        budgets = [b for b in at["chimle"] if b in at["cimle"]]
-        wins = sum(at["chimle"][b] < at["cimle"][b] for b in budgets)
-        lines.append(f"CHIMLE's search reaches a lower mean distance than cIMLE's at {wins} of {len(budgets)} candidate budgets.")
-        tab = pd.DataFrame({k: at[k] for k in ("cimle", "chimle")}).rename_axis("candidates")
-        lines += ["", to_markdown(tab.rename(columns={"cimle": "cIMLE distance", "chimle": "CHIMLE distance"}), digits=4)]
-    if (se / "needed.json").is_file():
-        need = pd.DataFrame(json.loads((se / "needed.json").read_text()))
-        if len(need) and {"method", "threshold", "mean"} <= set(need.columns):
-            tab = need.pivot(index="threshold", columns="method", values="mean").sort_index(ascending=False)
-            tab.columns = [f"{METHOD_NAMES.get(c, c)} candidates needed (mean)" for c in tab.columns]
-            lines += ["", "Candidates needed to reach each distance threshold (missing: not reached within the largest budget):",
-                      "", to_markdown(tab.rename_axis("threshold"), digits=4)]
-    return lines
-
-def _mode_forcing(path: Path) -> list[str]:
-    m = json.loads(path.read_text())
-    lines = []
-    for part, title in (("toy", "Toy conditional mixture (trained models)"), ("known_modes", "Known-modes colourization benchmark")):
-        if part not in m: continue
-        tab = pd.DataFrame(m[part]).T
-        keep = [c for c in ("coverage", "between_mass", "precision", "tv", "colours_from_global", "colours_from_spatial")
-                if c in tab.columns]
-        lines += [f"{title}:", "", to_markdown(tab[keep].astype(float).rename_axis("model"), digits=3), ""]
-    if lines: lines += ["coverage: fraction of true modes that receive samples (higher is better); between_mass: fraction of "
-                        "samples between modes; precision: fraction of samples on a true mode; tv: total variation distance "
-                        "to the true mode frequencies (lower is better). For the trained TIMs (chimle, cimle; _active: a global "
-                        "stream that learns from the start, init scale and mapping lr multiplier 1 instead of 0.1 and 0.01): "
-                        "colours_from_global / colours_from_spatial, the mean number of distinct correct colours among 32 "
-                        "outputs that differ only in the global / only in the spatial code.", ""]
-    return lines
-
-def code_effects_table(root: str | Path) -> pd.DataFrame:
-    "Per evaluated run, how far outputs move when only the global or only the spatial code varies (paper Fig. 9)."
-    rows = {}
-    for path in sorted(Path(root).glob("eval/*/metrics.json")):
-        ce = json.loads(path.read_text()).get("code_effects")
-        if ce: rows[path.parent.name] = {"global spread": ce["global_spread"], "spatial spread": ce["spatial_spread"],
-                                         "global / spatial": ce["global_to_spatial"], "global coarse": ce["global_coarse"],
-                                         "spatial coarse": ce["spatial_coarse"], "outputs": ce["n"], "cells": ce["grid"]}
-    return pd.DataFrame(rows).T.rename_axis("run")
-
-def _code_effects(root: Path, out_md: Path, figures_dir) -> list[str]:
-    tab = code_effects_table(root)
-    if tab.empty: return ["Not measured.", ""]
-    n, grid = (", ".join(f"{v:g}" for v in sorted(set(tab[c]))) for c in ("outputs", "cells"))
-    lines = [f"Spread: mean squared deviation of {n} outputs from their mean when only one part of the code varies; coarse: "
-             f"the fraction of that spread in {grid}x{grid} cell averages (tone) rather than detail. Means over test inputs.", "",
-             to_markdown(tab.drop(columns=["outputs", "cells"]).apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
-    for run in ("col-chimle", "sr-chimle"):
-        img = root / "eval" / run / "codes.png"
-        if img.is_file():
-            lines += [f"{run}: rows are outputs varying only the global code, their magnified deviations, outputs varying "
-                      "only the spatial code, their magnified deviations.", "",
-                      f"![{run} codes]({_link(img, out_md, figures_dir, f'codes-{run}.png')})", ""]
-    return lines
-
-def write_report(root: str | Path,                   # a profile's runs folder, e.g. runs/embedded
-                 out_md: str | Path,                 # the markdown file to write
-                 figures_dir: str | Path | None = None,  # copy the images here (None: link them where they are)
-                 mode_forcing: str | Path | None = None  # appendix-D metrics.json (default: root/../mode_forcing/metrics.json)
-                 ) -> str:
-    "Write the results report of the runs under `root` as markdown to `out_md`; returns the text."
-    root, out_md = Path(root), Path(out_md)
-    figures_dir = Path(figures_dir) if figures_dir is not None else None
-    df = collect(root)
-    profiles = sorted(set(df.profile.dropna())) or [root.name]
-    placeholder = bool(df.placeholder.fillna(False).astype(bool).any()) if len(df) else False
-    L = [f"# CHIMLE results: profile {', '.join(profiles)}"
-         + (" (PLACEHOLDER numbers for testing: not results of any run)" if placeholder else ""), ""]
-    if placeholder:
-        L += ["> **Placeholder data.** The records below were fabricated to exercise the report code. They are not "
-              "measurements of any model.", ""]
-    if "embedded" in profiles: L += [f"> {EMBEDDED_NOTE}", ""]
-    nets = sorted(set(zip(df.feature_net, df.distance))) if len(df) else []
-    for fn, dist in nets:
-        L.append(f"Our FID, KID and PRD are computed on {_net(fn)} features; FwV and the diversity score use the "
-                 f"{_net(dist)} distance. The paper used Inception-v3 features and the LPIPS-VGG distance"
-                 + ("." if (fn, dist) == PAPER_NETS else ", so our absolute numbers are on another scale: compare our rows with each other."))
-    L += ["", f"Runs evaluated: {len(df)} ({', '.join(f'{t}-{m}' for t, m in zip(df.task, df.method)) or 'none'}).", ""]
-    L += ["## Verdicts", ""] + [f"- {s}" for s in verdicts(df)] + [""]
-    L += ["## Table 1: FID / KID x1e3 / FwV x1e3", "", "Lower FID and KID are better, higher FwV is better.", "",
-          to_markdown(table1(df)), ""]
-    L += ["## Table 2: PRD F8 (recall) / PRD F1/8 (precision) / IvO x1e3 mean±std", "",
-          "Higher PRD and lower IvO are better.", "", to_markdown(table2(df)), ""]
-    L += ["## Ablation (paper Fig. 7): FID of each search variant", "",
-          "IC: iterative combination; PE: partial evaluation; CD: code division. Without all three the search is "
-          "cIMLE on the TIM generator, so our cIMLE run fills the last row. '-': not evaluated.", "",
-          to_markdown(ablation(df)), ""]
-    se = root / "sample_efficiency"
-    L += ["## Sample efficiency (paper Fig. 2)", ""]
-    if (se / "metrics.json").is_file():
-        L += _sample_efficiency(se) + [""]
-        if (se / "fig2.png").is_file():
-            L += [f"![Fig. 2: distance reached and candidates needed]({_link(se / 'fig2.png', out_md, figures_dir, 'fig2.png')})", ""]
-    else: L += ["Not run yet.", ""]
-    L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir)
-    mf = Path(mode_forcing) if mode_forcing else root.parent / "mode_forcing" / "metrics.json"
-    L += ["## Mode forcing (paper appendix D)", ""]
-    L += _mode_forcing(mf) if mf.is_file() else ["Not run yet.", ""]
-    L += ["## Samples", "", "Each row: the input, 6 samples, the ground truth.", ""]
-    for r in df.itertuples():
-        img = Path(r.path) / "samples.png"
-        if img.is_file():
-            L += [f"### {TASK_NAMES.get(r.task, r.task)}, {METHOD_NAMES.get(r.method, r.method)}", "",
-                  f"![{r.task}-{r.method} samples]({_link(img, out_md, figures_dir, f'samples-{r.task}-{r.method}.png')})", ""]
-    text = "\n".join(L).rstrip() + "\n"
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text(text)
-    return text
-
 # %% ../nbs/10_report.ipynb #c034
 def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a temporary .../runs/embedded
                  seed: int = 0) -> Path:
     """Write PLACEHOLDER records (fabricated numbers, not results) for every run, a Fig. 2 result and an appendix-D
     result under `root` (the last in root/../mode_forcing), with small noise images as figures; for tests only."""
-    from chimle.core import write_image
-    import torch
     root, rng = Path(root), np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     runs = [(t, m) for t in TASK_ORDER for m in ("chimle", "cimle")] + [(t, m) for t in PAPER_ABLATION for m in ("no_ic", "no_ic_pe")]
@@ -421,5 +300,234 @@ def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a t
     write_image(torch.rand(3, 32, 64, generator=g), se / "fig2.png")
     mf = root.parent / "mode_forcing"; mf.mkdir(parents=True, exist_ok=True)
     flat = lambda: dict(coverage=float(rng.uniform()), between_mass=float(rng.uniform()), tv=float(rng.uniform()))
-    (mf / "metrics.json").write_text(json.dumps({"toy": {"ddpm_r1": flat(), "cimle": flat()}, "placeholder": True}, indent=1))
+    km = {k: dict(coverage=float(rng.uniform()), precision=float(rng.uniform()), tv=float(rng.uniform()))
+          for k in ("oracle", "chimle", "cimle")}
+    km["chimle"].update(colours_from_global=float(rng.uniform(0, 4)), colours_from_spatial=float(rng.uniform(0, 4)))
+    (mf / "metrics.json").write_text(json.dumps({"toy": {"ddpm_r1": flat(), "cimle": flat()}, "known_modes": km,
+                                                 "placeholder": True}, indent=1))
+    for name in ("ratio_sweep", "known_modes"): write_image(torch.rand(3, 32, 64, generator=g), mf / f"{name}.png")
     return root
+
+# %% ../nbs/10_report.ipynb #r050
+EMBEDDED_NOTE = ("These are small CPU runs of the `embedded` profile: a few offline photos (packaged with "
+                 "scikit-image and scikit-learn), tiny TIM generators trained briefly, and a synthetic night "
+                 "rendering of day photos standing in for the night-to-day dataset. They test the method's "
+                 "mechanics at small scale; they are not the paper's setting, and their numbers are not comparable "
+                 "with the paper's (different data, sizes and feature networks).")
+
+def _link(img: Path, out_md: Path, figures_dir: Path | None, name: str) -> str:
+    "Copy `img` into `figures_dir` (if given) as `name`; the path to link, relative to the markdown file."
+    if figures_dir is not None:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(img, figures_dir / name); img = figures_dir / name
+    return Path(os.path.relpath(img.resolve(), out_md.resolve().parent)).as_posix()
+
+# %% ../nbs/10_report.ipynb #r054
+def _sample_efficiency(se: Path) -> list[str]:
+    m = json.loads((se / "metrics.json").read_text())
+    lines = [f"Task {TASK_NAMES.get(m.get('task'), m.get('task'))}, {m.get('model')}, distance {_net(m.get('distance'))}, "
+             f"{m.get('images')} held-out images, {m.get('runs')} runs."]
+    at = m.get("distance_at_budget", {})
+    if "chimle" in at and "cimle" in at:
+        budgets = [b for b in at["chimle"] if b in at["cimle"]]
+        wins = sum(at["chimle"][b] < at["cimle"][b] for b in budgets)
+        lines.append(f"CHIMLE's search reaches a lower mean distance than cIMLE's at {wins} of {len(budgets)} candidate budgets.")
+        tab = pd.DataFrame({k: at[k] for k in ("cimle", "chimle")}).rename_axis("candidates")
+        lines += ["", to_markdown(tab.rename(columns={"cimle": "cIMLE distance", "chimle": "CHIMLE distance"}), digits=4)]
+    if (se / "needed.json").is_file():
+        need = pd.DataFrame(json.loads((se / "needed.json").read_text()))
+        if len(need) and {"method", "threshold", "mean"} <= set(need.columns):
+            tab = need.pivot(index="threshold", columns="method", values="mean").sort_index(ascending=False)
+            tab.columns = [f"{METHOD_NAMES.get(c, c)} candidates needed (mean)" for c in tab.columns]
+            lines += ["", "Candidates needed to reach each distance threshold (missing: not reached within the largest budget):",
+                      "", to_markdown(tab.rename_axis("threshold"), digits=4)]
+    return lines
+
+# %% ../nbs/10_report.ipynb #r057
+def code_effects_table(root: str | Path) -> pd.DataFrame:
+    "Per evaluated run, how far outputs move when only the global or only the spatial code varies (paper Fig. 9)."
+    rows = {}
+    for path in sorted(Path(root).glob("eval/*/metrics.json")):
+        ce = json.loads(path.read_text()).get("code_effects")
+        if ce: rows[path.parent.name] = {"global spread": ce["global_spread"], "spatial spread": ce["spatial_spread"],
+                                         "global / spatial": ce["global_to_spatial"], "global coarse": ce["global_coarse"],
+                                         "spatial coarse": ce["spatial_coarse"], "outputs": ce["n"], "cells": ce["grid"]}
+    return pd.DataFrame(rows).T.rename_axis("run")
+
+# %% ../nbs/10_report.ipynb #r061
+INERT = 1e-2  # a global code whose spread is below 1% of the spatial code's hardly moves the output
+
+def code_effects_findings(tab: pd.DataFrame,            # `code_effects_table` of a profile
+                          known_modes: dict | None = None  # the `known_modes` part of appendix D's metrics.json
+                          ) -> list[str]:
+    "Computed statements on what the global and spatial codes control (paper Fig. 9)."
+    out = []
+    if len(tab):
+        g, s, r = (tab[c].astype(float) for c in ("global coarse", "spatial coarse", "global / spatial"))
+        out.append(f"The global code's motion is coarser than the spatial code's in {int((g > s).sum())} of {len(tab)} runs "
+                   f"(coarse fraction {g.min():.2f}-{g.max():.2f} against {s.min():.2f}-{s.max():.2f}): tone rather than detail, as in Fig. 9.")
+        out.append(f"Its spread is {r.min():.2g} to {r.max():.2g} of the spatial code's" + (
+            f": below {INERT:g} in every run, so the global code hardly moves the output and the spatial code does nearly all "
+            "of the varying. The official initialisation (scale 0.1) and the mapping networks' learning rate (x0.01) keep "
+            "the global stream nearly inert in short runs; the paper's models train for hundreds of thousands of steps."
+            if r.max() < INERT else "."))
+    km = known_modes or {}
+    K = len([k for k in km.get("oracle", {}) if k.startswith("hit_frequency_")])
+    for name, how in (("chimle", "official initialisation"), ("chimle_active", "a global stream that learns from the start")):
+        v = km.get(name, {})
+        if "colours_from_global" in v:
+            who = "global" if v["colours_from_global"] > v["colours_from_spatial"] else "spatial"
+            out.append(f"Known-modes benchmark (appendix D), CHIMLE TIM with {how}: 32 outputs that differ only in the global "
+                       f"code show {v['colours_from_global']:.1f} of {K} correct colours, 32 that differ only in the spatial code "
+                       f"{v['colours_from_spatial']:.1f}: the {who} code picks the colour.")
+    return out
+
+# %% ../nbs/10_report.ipynb #r067
+def _code_effects(root: Path, out_md: Path, figures_dir, known_modes: dict | None = None) -> list[str]:
+    tab = code_effects_table(root)
+    if tab.empty: return ["Not measured.", ""]
+    n, grid = (", ".join(f"{v:g}" for v in sorted(set(tab[c]))) for c in ("outputs", "cells"))
+    lines = [f"Spread: mean squared deviation of {n} outputs from their mean when only one part of the code varies; coarse: "
+             f"the fraction of that spread in {grid}x{grid} cell averages (tone) rather than detail. Means over test inputs.", "",
+             to_markdown(tab.drop(columns=["outputs", "cells"]).apply(lambda c: c.map(lambda v: f"{v:.3g}"))), ""]
+    lines += [f"- {s}" for s in code_effects_findings(tab, known_modes)] + [""]
+    for run in ("col-chimle", "sr-chimle"):
+        img = root / "eval" / run / "codes.png"
+        if img.is_file():
+            lines += [f"{run}: rows are outputs varying only the global code, their magnified deviations, outputs varying "
+                      "only the spatial code, their magnified deviations.", "",
+                      f"![{run} codes]({_link(img, out_md, figures_dir, f'codes-{run}.png')})", ""]
+    return lines
+
+# %% ../nbs/10_report.ipynb #r064
+def _by_ratio(part: dict) -> list:
+    "(variance ratio, record) of the DDPM records of one part, smallest ratio first."
+    return sorted(((v["variance_ratio"], v) for v in part.values() if "variance_ratio" in v), key=lambda t: t[0])
+
+def mode_forcing_findings(m: dict) -> list[str]:
+    "Computed statements on appendix D's metrics.json (toy: `toy`, `exact`; image benchmark: `known_modes`)."
+    out = []
+    for part, who in (("exact", "DDPM with the exact denoiser"), ("toy", "trained DDPMs")):
+        rows = _by_ratio(m.get(part, {}))
+        if len(rows) < 2: continue
+        bm = [v["between_mass"] for _, v in rows]
+        trend = "rises" if all(a < b for a, b in zip(bm, bm[1:])) else "does not rise steadily"
+        out.append(f"Toy, {who}: the mass between modes {trend} with the per-step variance (beta / sigma^2: mass "
+                   + ", ".join(f"{r:g}: {v['between_mass']:.3f}" for r, v in rows) + f"; truth {rows[0][1]['true_between']:.4f}).")
+    toy, ci = m.get("toy", {}), m.get("toy", {}).get("cimle")
+    ddpm = [v for _, v in _by_ratio(toy)]
+    if ci and ddpm:
+        out.append(f"Toy, cIMLE: coverage {ci['coverage']:.2f} (trained DDPMs {min(v['coverage'] for v in ddpm):.2f}-"
+                   f"{max(v['coverage'] for v in ddpm):.2f}), mass between modes {ci['between_mass']:.3f}, TV {ci['tv']:.3f} "
+                   f"(trained DDPMs {min(v['tv'] for v in ddpm):.3f}-{max(v['tv'] for v in ddpm):.3f}).")
+    km = m.get("known_modes", {})
+    for a, b, how in (("chimle", "cimle", "official initialisation"), ("chimle_active", "cimle_active", "a global stream that learns from the start")):
+        if a in km and b in km:
+            x, y = km[a], km[b]
+            wins = sum([x["coverage"] > y["coverage"], x["tv"] < y["tv"]])
+            out.append(f"Known modes, {how}: CHIMLE's search against cIMLE's at the same search cost, coverage {x['coverage']:.2f} vs "
+                       f"{y['coverage']:.2f}, TV {x['tv']:.2f} vs {y['tv']:.2f}, precision {x['precision']:.2f} vs "
+                       f"{y['precision']:.2f}: CHIMLE better on {wins} of 2 (coverage, TV).")
+    trained = [k for k in ("chimle", "cimle", "chimle_active", "cimle_active") if k in km]
+    col = km.get("collapsed")
+    for k in trained:
+        if col and abs(km[k]["coverage"] - col["coverage"]) < 1e-6 and abs(km[k]["tv"] - col["tv"]) < 1e-6:
+            out.append(f"Known modes, {k}: the coverage and TV of the mode-collapsed reference sampler ({col['coverage']:.2f}, "
+                       f"{col['tv']:.2f}): every sample that matches a correct output has the most frequent colour.")
+    if trained and "oracle" in km:
+        best, oracle = max(km[k]["precision"] for k in trained), km["oracle"]["precision"]
+        out.append(f"Known modes: the most precise trained TIM puts {best:.0%} of its samples on a correct output "
+                   f"(oracle {oracle:.0%})" + ("; none is precise yet." if best < oracle else "."))
+    return out
+
+# %% ../nbs/10_report.ipynb #r05a
+def _mode_forcing(path: Path, out_md: Path | None = None, figures_dir: Path | None = None) -> list[str]:
+    "The appendix-D section: tables, computed findings, a glossary and (with `out_md`) the stage's figures."
+    m = json.loads(path.read_text())
+    lines = []
+    for part, title in (("toy", "Toy conditional mixture (trained models)"), ("known_modes", "Known-modes colourization benchmark")):
+        if part not in m: continue
+        tab = pd.DataFrame(m[part]).T
+        keep = [c for c in ("coverage", "between_mass", "precision", "tv", "colours_from_global", "colours_from_spatial")
+                if c in tab.columns]
+        lines += [f"{title}:", "", to_markdown(tab[keep].astype(float).rename_axis("model"), digits=3), ""]
+    if lines: lines += ["coverage: fraction of true modes that receive samples (higher is better); between_mass: fraction of "
+                        "samples between modes; precision: fraction of samples on a true mode; tv: total variation distance "
+                        "to the true mode frequencies (lower is better). For the trained TIMs (chimle, cimle; _active: a global "
+                        "stream that learns from the start, init scale and mapping lr multiplier 1 instead of 0.1 and 0.01): "
+                        "colours_from_global / colours_from_spatial, the mean number of distinct correct colours among 32 "
+                        "outputs that differ only in the global / only in the spatial code.", ""]
+    lines += [f"- {s}" for s in mode_forcing_findings(m)] + [""]
+    for name, what in (("ratio_sweep", "toy: between-mode mass and the rarest mode's mass against the per-step variance"),
+                       ("known_modes", "known-modes benchmark: hit frequencies per sampler and samples for one input")):
+        img = path.parent / f"{name}.png"
+        if out_md is not None and img.is_file():
+            lines += [f"Appendix D, {what}:", "", f"![{name}]({_link(img, out_md, figures_dir, f'mode-forcing-{name}.png')})", ""]
+    return lines
+
+# %% ../nbs/10_report.ipynb #r05d
+def _header(df: pd.DataFrame, root: Path) -> list[str]:
+    "Title, the placeholder and embedded-profile notes, the networks used and the runs evaluated."
+    profiles = sorted(set(df.profile.dropna())) or [root.name]
+    placeholder = bool(df.placeholder.fillna(False).astype(bool).any()) if len(df) else False
+    L = [f"# CHIMLE results: profile {', '.join(profiles)}"
+         + (" (PLACEHOLDER numbers for testing: not results of any run)" if placeholder else ""), ""]
+    if placeholder:
+        L += ["> **Placeholder data.** The records below were fabricated to exercise the report code. They are not "
+              "measurements of any model.", ""]
+    if "embedded" in profiles: L += [f"> {EMBEDDED_NOTE}", ""]
+    nets = sorted(set(zip(df.feature_net, df.distance))) if len(df) else []
+    for fn, dist in nets:
+        L.append(f"Our FID, KID and PRD are computed on {_net(fn)} features; FwV and the diversity score use the "
+                 f"{_net(dist)} distance. The paper used Inception-v3 features and the LPIPS-VGG distance"
+                 + ("." if (fn, dist) == PAPER_NETS else ", so our absolute numbers are on another scale: compare our rows with each other."))
+    L += ["", f"Runs evaluated: {len(df)} ({', '.join(f'{t}-{m}' for t, m in zip(df.task, df.method)) or 'none'}).", ""]
+    return L
+
+# %% ../nbs/10_report.ipynb #c032
+def _samples(df: pd.DataFrame, out_md: Path, figures_dir: Path | None) -> list[str]:
+    "One sample grid per evaluated run, linked from the markdown file."
+    L = ["Each row: the input, 6 samples, the ground truth.", ""]
+    for r in df.itertuples():
+        img = Path(r.path) / "samples.png"
+        if img.is_file():
+            L += [f"### {TASK_NAMES.get(r.task, r.task)}, {METHOD_NAMES.get(r.method, r.method)}", "",
+                  f"![{r.task}-{r.method} samples]({_link(img, out_md, figures_dir, f'samples-{r.task}-{r.method}.png')})", ""]
+    return L
+
+def write_report(root: str | Path,                   # a profile's runs folder, e.g. runs/embedded
+                 out_md: str | Path,                 # the markdown file to write
+                 figures_dir: str | Path | None = None,  # copy the images here (None: link them where they are)
+                 mode_forcing: str | Path | None = None  # appendix-D metrics.json (default: root/../mode_forcing/metrics.json)
+                 ) -> str:
+    "Write the results report of the runs under `root` as markdown to `out_md`; returns the text."
+    root, out_md = Path(root), Path(out_md)
+    figures_dir = Path(figures_dir) if figures_dir is not None else None
+    df = collect(root)
+    L = _header(df, root)
+    L += ["## Verdicts", ""] + [f"- {s}" for s in verdicts(df)] + [""]
+    L += ["## Table 1: FID / KID x1e3 / FwV x1e3", "", "Lower FID and KID are better, higher FwV is better.", "",
+          to_markdown(table1(df)), ""]
+    L += ["## Table 2: PRD F8 (recall) / PRD F1/8 (precision) / IvO x1e3 mean±std", "",
+          "Higher PRD and lower IvO are better.", "", to_markdown(table2(df)), ""]
+    L += ["## Ablation (paper Fig. 7): FID of each search variant", "",
+          "IC: iterative combination; PE: partial evaluation; CD: code division. Without all three the search is "
+          "cIMLE on the TIM generator, so our cIMLE run fills the last row. '-': not evaluated.", "",
+          to_markdown(ablation(df)), ""]
+    se = root / "sample_efficiency"
+    L += ["## Sample efficiency (paper Fig. 2)", ""]
+    if (se / "metrics.json").is_file():
+        L += _sample_efficiency(se) + [""]
+        if (se / "fig2.png").is_file():
+            L += [f"![Fig. 2: distance reached and candidates needed]({_link(se / 'fig2.png', out_md, figures_dir, 'fig2.png')})", ""]
+    else: L += ["Not run yet.", ""]
+    mf = Path(mode_forcing) if mode_forcing else root.parent / "mode_forcing" / "metrics.json"
+    known_modes = json.loads(mf.read_text()).get("known_modes") if mf.is_file() else None
+    L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir, known_modes)
+    L += ["## Mode forcing (paper appendix D)", ""]
+    L += _mode_forcing(mf, out_md, figures_dir) if mf.is_file() else ["Not run yet.", ""]
+    L += ["## Samples", ""] + _samples(df, out_md, figures_dir)
+    text = "\n".join(L).rstrip() + "\n"
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text)
+    return text
