@@ -287,6 +287,7 @@ class TrainRun:
 class ModeForcingConfig:
     "The appendix-D experiment (toy mixture and known-modes image benchmark): params.yaml's `mode_forcing`."
     seed: int = param(lo=0, hi=2**32 - 1)         # seeds data, training and sampling
+    base_profile: str = param()                   # the profile whose TIM, training and search settings the benchmark's TIMs start from
     offsets: list[float] = param()                # mode means at x = 0
     slopes: list[float] = param()                 # how each mean moves with x
     weights: list[float] = param(lo=0.0)          # mode probabilities
@@ -320,6 +321,8 @@ class ModeForcingConfig:
     image_steps_per_round: int = param(lo=1)      # optimisation steps between searches
     image_batch_size: int = param(lo=1)
     image_lr: float = param(gt=0.0)               # Adam learning rate
+    image_search_images: int = param(lo=1)        # images per search call
+    image_memory_budget_mb: int = param(lo=1)     # search memory budget
     active_init_scale: float = param(lo=0.0)      # "_active" variants: TIM init scale (official 0.1)
     active_mapping_lr_mult: float = param(lo=0.0) # "_active" variants: mapping lr multiplier (official 0.01)
 
@@ -461,6 +464,8 @@ def validate(params: Params) -> Params:
     _check(params.profile in params.profiles,
            f"profile is {params.profile!r} but profiles has only {', '.join(params.profiles) or 'nothing'}")
     check_device(params.device)
+    _check(params.mode_forcing.base_profile in params.profiles,
+           f"mode_forcing.base_profile is {params.mode_forcing.base_profile!r}; profiles are {', '.join(params.profiles)}")
     for name, p in params.profiles.items(): _check_profile(p, f"profiles.{name}")
     both = set(params.fetch.embedded.train) & set(params.fetch.embedded.test)
     _check(not both, f"fetch.embedded: {', '.join(sorted(both))} in both train and test (the split is by photo)")

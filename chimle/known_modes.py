@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from fastcore.script import call_parse
 
-from .core import (ModeForcingConfig, SearchConfig, TIMConfig, TrainConfig, atomic_write_bytes, dump_yaml, from_dict,
-                         lab_to_rgb, pyramid, repo_path, seed_everything, to_dict)
-from .data import col_degrade
+from .config import ModeForcingConfig, RunConfig, TIMConfig, dump_yaml, from_dict, load_params, repo_path, to_dict
+from .core import atomic_write_bytes, lab_to_rgb, pyramid, seed_everything
+from .tasks import col_degrade
 from .mode_forcing import load_mode_forcing_config, plot_mode_mass, plot_ratio_sweep, plot_samples, run_toy
 from .sample import sample
 from .search import SquaredError
@@ -137,9 +137,8 @@ def average_sampler(benchmark: KnownModes):
         return out[:, None].expand(-1, n, -1, -1, -1)
     return sample_fn
 
-def run_image_benchmark(cfg: ModeForcingConfig = None) -> dict:
+def run_image_benchmark(cfg: ModeForcingConfig) -> dict:
     "The reference samplers scored on the colourization benchmark of `cfg`."
-    cfg = cfg or ModeForcingConfig()
     b = make_colour_benchmark(cfg.image_inputs, cfg.image_size, tuple(cfg.colour_weights), seed=cfg.seed)
     samplers = dict(oracle=oracle_sampler(b, seed=cfg.seed), oracle_noisy=oracle_sampler(b, noise=0.02, seed=cfg.seed),
                     collapsed=collapsed_sampler(b), average=average_sampler(b))
@@ -185,24 +184,27 @@ def grey_levels(inputs: torch.Tensor, levels: int) -> list:
     return [col_degrade(t) for t in pyramid(rgb, levels)]
 
 # %% ../nbs/08a_known_modes.ipynb #k013
-def benchmark_tim(cfg: ModeForcingConfig) -> TIMConfig:
-    "The TIM of the benchmark: `image_levels` levels ending at `image_size` px, `image_channels` channels."
+def benchmark_tim(cfg: ModeForcingConfig, base: TIMConfig) -> TIMConfig:
+    "The TIM of the benchmark: `base` with `image_levels` levels ending at `image_size` px, `image_channels` channels."
     L, c = cfg.image_levels, cfg.image_channels
-    return TIMConfig(levels=L, base_size=cfg.image_size // 2 ** (L - 1), residual_channels=[c] * L,
-                     growth_channels=[max(1, c // 2)] * L, rrdbs_per_level=[1] * L)
+    return replace(base, levels=L, base_size=cfg.image_size // 2 ** (L - 1), residual_channels=[c] * L,
+                   growth_channels=[max(1, c // 2)] * L, rrdbs_per_level=[1] * L)
 
-def train_on_benchmark(cfg: ModeForcingConfig, method: str,  # "chimle" or "cimle" (or an ablation)
+def train_on_benchmark(cfg: ModeForcingConfig, base: RunConfig,  # the benchmark; the profile its TIMs start from
+                       method: str,                                # "chimle" or "cimle" (or an ablation)
                        progress: bool = False,
                        active: bool = False) -> tuple:      # active global stream: cfg.active_init_scale and _mapping_lr_mult
     "Train a colourization TIM on the benchmark's training shapes with `method`'s search; returns (model, info)."
     train_b = make_colour_benchmark(cfg.image_train_inputs, cfg.image_size, tuple(cfg.colour_weights), seed=cfg.seed + 1)
     data = benchmark_pairs(train_b, cfg.image_levels, cfg.seed)
     seed_everything(cfg.seed)
-    tim = benchmark_tim(cfg)
+    tim = benchmark_tim(cfg, base.tim)
     model = build_tim("col", cfg=replace(tim, init_scale=cfg.active_init_scale) if active else tim)
-    tc = TrainConfig(mapping_lr_mult=cfg.active_mapping_lr_mult if active else TrainConfig.mapping_lr_mult, passes=cfg.image_passes, images_per_round=len(data), steps_per_round=cfg.image_steps_per_round,
-                     batch_size=cfg.image_batch_size, lr=cfg.image_lr, search_images=64, checkpoint_every=10**9)
-    sc = SearchConfig(method=method, samples_per_level=list(cfg.image_samples_per_level), memory_budget_mb=256)
+    tc = replace(base.train, mapping_lr_mult=cfg.active_mapping_lr_mult if active else base.train.mapping_lr_mult,
+                 passes=cfg.image_passes, images_per_round=len(data), steps_per_round=cfg.image_steps_per_round,
+                 batch_size=cfg.image_batch_size, lr=cfg.image_lr, search_images=cfg.image_search_images, checkpoint_every=10**9)
+    sc = replace(base.search, method=method, samples_per_level=list(cfg.image_samples_per_level),
+                 memory_budget_mb=cfg.image_memory_budget_mb, cimle_samples=0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(model, data, SquaredError(), tc, sc, d, seed=cfg.seed, augment=False, progress=progress, log=False)
@@ -230,12 +232,13 @@ def colours_per_code_part(model, benchmark: KnownModes, levels: int, n: int = 32
     return out
 
 def run_tim_benchmark(cfg: ModeForcingConfig, benchmark: KnownModes,  # configuration; the test benchmark
+                      base: RunConfig,                                # the profile the TIMs start from
                       methods=("chimle", "cimle", "chimle_active", "cimle_active"),  # "<search>[_active]"
                       progress: bool = False) -> dict:
     "Train one TIM per search method on the benchmark's training shapes and score it: samplers and results."
     samplers, results = {}, {}
     for m in methods:
-        model, info = train_on_benchmark(cfg, m.removesuffix("_active"), progress, active=m.endswith("_active"))
+        model, info = train_on_benchmark(cfg, base, m.removesuffix("_active"), progress, active=m.endswith("_active"))
         samplers[m] = tim_sampler(model, cfg.image_levels, cfg.seed)
         results[m] = {**evaluate_known_modes(samplers[m], benchmark, cfg.image_samples),
                       **colours_per_code_part(model, benchmark, cfg.image_levels, seed=cfg.seed), **info}
@@ -256,15 +259,15 @@ def _flat(results: dict) -> dict:
         out[name] = d
     return out
 
-def write_mode_forcing(cfg: ModeForcingConfig, out: str | Path) -> dict:
+def write_mode_forcing(cfg: ModeForcingConfig, out: str | Path, base: RunConfig) -> dict:
     "Run both parts of the experiment and write metrics.json, config.yaml and the figures into `out`."
     import matplotlib
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, out / "config.yaml")
+    atomic_write_bytes(out / "config.yaml", dump_yaml(cfg).encode())
     toy, img = run_toy(cfg), run_image_benchmark(cfg)
-    tims = run_tim_benchmark(cfg, img["benchmark"])
+    tims = run_tim_benchmark(cfg, img["benchmark"], base)
     img["samplers"].update(tims["samplers"]); img["results"].update(tims["results"])
     metrics = dict(toy=_flat(toy["results"]), exact=_flat(toy["exact"]), known_modes=_flat(img["results"]))
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
@@ -283,5 +286,5 @@ def chimle_mode_forcing(out: str = "runs/mode_forcing",  # output folder, relati
     cfg = load_mode_forcing_config(params)
     if tiny: cfg = from_dict(ModeForcingConfig, {**to_dict(cfg), **TINY}, "mode_forcing")
     path = Path(out) if Path(out).is_absolute() else repo_path(out)
-    write_mode_forcing(cfg, path)
+    write_mode_forcing(cfg, path, load_params(params).resolve(cfg.base_profile))
     print(f"wrote {path / 'metrics.json'}")

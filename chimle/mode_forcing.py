@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ModeForcingConfig, load_params, seed_everything
+from .config import ModeForcingConfig, load_params
+from .core import seed_everything
 
 # %% ../nbs/08_mode_forcing.ipynb #c006
 @dataclass
@@ -292,13 +293,12 @@ def config_mixture(cfg: ModeForcingConfig) -> ModeMixture:
     return ModeMixture(tuple(cfg.offsets), tuple(cfg.slopes), tuple(cfg.weights), cfg.mode_std)
 
 def load_mode_forcing_config(path: str | Path | None = None) -> ModeForcingConfig:
-    "The `mode_forcing` section of params.yaml (default: the repository's), checked (`chimle.core.ModeForcingConfig`)."
+    "The `mode_forcing` section of params.yaml (default: the repository's), checked (`chimle.config.ModeForcingConfig`)."
     return load_params(path).mode_forcing
 
 # %% ../nbs/08_mode_forcing.ipynb #c027
-def run_toy(cfg: ModeForcingConfig = None) -> dict:
+def run_toy(cfg: ModeForcingConfig) -> dict:
     "Train one DDPM per variance ratio and one cIMLE model on the same data, sweep the exact denoiser; measure all."
-    cfg = cfg or ModeForcingConfig()
     seed_everything(cfg.seed)
     dist = config_mixture(cfg)
     x, y = make_pairs(dist, cfg.n_train, seed=cfg.seed)
