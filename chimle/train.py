@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'save_atomic', 'load_checkpoint', 'rng_state', 'set_rng_state',
-           'dist_info', 'init_distributed', 'NonFiniteLossError', 'mapping_parameters', 'Trainer', 'loss_fn', 'save',
-           'resume', 'fit', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
+           'dist_info', 'init_distributed', 'NonFiniteLossError', 'collate_pairs', 'mapping_parameters', 'Trainer',
+           'loss_fn', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
 
 # %% ../nbs/05_train.ipynb #c002
 import io
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from fastcore.basics import patch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -124,9 +125,12 @@ def _gather_rows(x: torch.Tensor, counts: list) -> list:
 class NonFiniteLossError(RuntimeError):
     "The loss became NaN or infinite; the run stopped and the last good checkpoint was kept."
 
-def _collate(samples: list) -> dict:
+def collate_pairs(samples: list) -> dict:
+    "Stack a list of dataset items (dict(inputs=[...], targets=[...]) per level) into one batch per level."
     return {"inputs": [torch.stack([s["inputs"][l] for s in samples]) for l in range(len(samples[0]["inputs"]))],
             "targets": [torch.stack([s["targets"][l] for s in samples]) for l in range(len(samples[0]["targets"]))]}
+
+_collate = collate_pairs  # the former private name, still imported by some notebooks
 
 def mapping_parameters(model: TIM) -> tuple:
     "(mapping-network parameters, all other parameters): the former train at lr x mapping_lr_mult."
@@ -178,9 +182,11 @@ class Trainer:
     def total_rounds(self) -> int: return rounds_for(len(self.dataset), self.cfg.images_per_round, self.cfg.passes)
 
 # %% ../nbs/05_train.ipynb #c018
+@patch
 def _sample(self: Trainer, idx: int, flips: tuple) -> dict:
     return augment(self.dataset[idx], flips)
 
+@patch
 def _select_codes(self: Trainer, r: int):
     "Run the configured search on round `r`'s images; sets self.codes = (indices, flips, LatentCode)."
     idx = round_images(len(self.dataset), self.cfg.images_per_round, self.seed, r)
@@ -191,7 +197,7 @@ def _select_codes(self: Trainer, r: int):
     bar = tqdm(total=len(mine), desc=f"round {r}: search", disable=not self.progress, leave=False)
     for c0 in range(0, len(mine), self.cfg.search_images):
         pos = mine[c0:c0 + self.cfg.search_images]
-        batch = _collate([_sample(self, idx[p], flips[p]) for p in pos])
+        batch = collate_pairs([self._sample(idx[p], flips[p]) for p in pos])
         to = lambda xs: [x.to(self.device) for x in xs]
         seeds = [int(torch.randint(0, 2**62, (1,), generator=_gen(self.seed, 13, r, idx[p]))) for p in pos]
         res = search(self.model, to(batch["inputs"]), to(batch["targets"]), self.distance, self.search_cfg.method,
@@ -214,9 +220,8 @@ def _select_codes(self: Trainer, r: int):
     self.search_seconds = time.time() - t0
     if self.rank == 0: save_atomic({"round": r, "indices": idx, "flips": flips, "codes": order, "distances": dord}, self.codes_path)
 
-Trainer._select_codes = _select_codes
-
 # %% ../nbs/05_train.ipynb #c020
+@patch
 def _step_positions(self: Trainer, r: int, t: int) -> list:
     n, B = len(self.codes[0]), self.cfg.batch_size
     out = []
@@ -232,10 +237,11 @@ def loss_fn(outputs: list, targets: list, distance, intermediate: bool = True) -
     per = [distance(o.float(), y.float()).mean() for o, y in pairs]
     return sum(per), [p.detach() for p in per]
 
+@patch
 def _train_step(self: Trainer, r: int, t: int) -> tuple:
     idx, flips, codes, _ = self.codes
-    pos = _step_positions(self, r, t)
-    batch = _collate([_sample(self, idx[p], flips[p]) for p in pos])
+    pos = self._step_positions(r, t)
+    batch = collate_pairs([self._sample(idx[p], flips[p]) for p in pos])
     base = tuple(batch["inputs"][0].shape[-2:])
     code = LatentCode.from_flat(codes[pos], self.model.code_shapes(base)).to(self.device)
     mf = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
@@ -251,9 +257,8 @@ def _train_step(self: Trainer, r: int, t: int) -> tuple:
     if self.world > 1: dist.all_reduce(stats); stats /= self.world
     return stats.cpu()
 
-Trainer._train_step = _train_step
-
 # %% ../nbs/05_train.ipynb #c022
+@patch
 def save(self: Trainer):
     "Write the checkpoint atomically (rank 0)."
     if self.rank != 0: return
@@ -261,6 +266,7 @@ def save(self: Trainer):
                  "round": self.round, "step_in_round": self.step_in_round, "global_step": self.global_step,
                  "task": self.model.task, "tim": to_dict(self.model.cfg), "config": self.config}, self.ckpt_path)
 
+@patch
 def resume(self: Trainer) -> bool:
     "Load the checkpoint and the round's codes when present; True when resumed."
     if not self.ckpt_path.exists(): return False
@@ -277,25 +283,25 @@ def resume(self: Trainer) -> bool:
         if c["round"] == self.round: self.codes = (c["indices"], [tuple(f) for f in c["flips"]], c["codes"], c["distances"])
     return True
 
-Trainer.save, Trainer.resume = save, resume
-
 # %% ../nbs/05_train.ipynb #c024
+@patch
 def _open_log(self: Trainer, resumed: bool):
     if not self.log: return None
     from dvclive import Live
     return Live(dir=str(self.out / "dvclive"), resume=resumed, save_dvc_exp=False, dvcyaml=False)
 
+@patch
 def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, resume: bool = True) -> "Trainer":
     "Train for `rounds` rounds (default: train.passes over the data), resuming from a checkpoint when present."
     resumed = self.resume() if resume else False
-    self.live = _open_log(self, resumed)
+    self.live = self._open_log(resumed)
     rounds = rounds or self.total_rounds
     L = self.model.num_levels
     try:
         while self.round < rounds:
             r = self.round
             if self.codes is None or self.step_in_round == 0:
-                _select_codes(self, r)
+                self._select_codes(r)
                 if self.live:
                     for l in range(L): self.live.log_metric(f"search/distance_level{l + 1}", float(self.codes[3][:, l].nanmean()), plot=False)
                     self.live.log_metric("search/seconds", self.search_seconds, plot=False)
@@ -303,7 +309,7 @@ def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, 
                        disable=not self.progress, leave=False)
             while self.step_in_round < self.cfg.steps_per_round:
                 t0 = time.time()
-                stats = _train_step(self, r, self.step_in_round)
+                stats = self._train_step(r, self.step_in_round)
                 if not torch.isfinite(stats).all():
                     raise NonFiniteLossError(
                         f"loss became {stats[0].item()} at round {r}, step {self.step_in_round} (global step {self.global_step}); "
@@ -326,8 +332,6 @@ def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, 
     finally:
         if self.live: self.live.end()
     return self
-
-Trainer.fit = fit
 
 # %% ../nbs/05_train.ipynb #c026
 class PairDataset(Dataset):
