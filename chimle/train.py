@@ -5,14 +5,16 @@
 # %% auto #0
 __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'save_atomic', 'load_checkpoint', 'rng_state', 'set_rng_state',
            'dist_info', 'init_distributed', 'NonFiniteLossError', 'collate_pairs', 'mapping_parameters', 'Trainer',
-           'loss_fn', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
+           'loss_fn', 'repair_log_summary', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
 
 # %% ../nbs/05_train.ipynb #c002
 import io
+import json
 import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +125,7 @@ def _gather_rows(x: torch.Tensor, counts: list) -> list:
 
 # %% ../nbs/05_train.ipynb #c016
 class NonFiniteLossError(RuntimeError):
-    "The loss became NaN or infinite; the run stopped and the last good checkpoint was kept."
+    "The loss, a gradient or a weight became NaN or infinite; the run stopped and the last good checkpoint was kept."
 
 def collate_pairs(samples: list) -> dict:
     "Stack a list of dataset items (dict(inputs=[...], targets=[...]) per level) into one batch per level."
@@ -252,16 +254,23 @@ def _train_step(self: Trainer, r: int, t: int) -> tuple:
         loss, per = loss_fn(outs, ys, self.distance, self.cfg.intermediate_supervision)
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
-    self.opt.step()
-    stats = torch.stack([loss.detach().float()] + [p.float() for p in per])
+    grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+    finite = torch.stack([g.isfinite().all() for g in grads]).all() if grads else torch.ones((), dtype=torch.bool)
+    stats = torch.stack([loss.detach().float()] + [p.float() for p in per] + [finite.float().to(loss.device)])
     if self.world > 1: dist.all_reduce(stats); stats /= self.world
-    return stats.cpu()
+    stats = stats.cpu()
+    if stats[-1] == 1: self.opt.step()
+    return stats
 
 # %% ../nbs/05_train.ipynb #c022
 @patch
 def save(self: Trainer):
     "Write the checkpoint atomically (rank 0)."
     if self.rank != 0: return
+    bad = [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise NonFiniteLossError(f"weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} are not finite at global step "
+                                 f"{self.global_step}; not saved: the last good checkpoint is {self.ckpt_path}")
     save_atomic({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "rng": rng_state(),
                  "round": self.round, "step_in_round": self.step_in_round, "global_step": self.global_step,
                  "task": self.model.task, "tim": to_dict(self.model.cfg), "config": self.config}, self.ckpt_path)
@@ -284,10 +293,23 @@ def resume(self: Trainer) -> bool:
     return True
 
 # %% ../nbs/05_train.ipynb #c024
+def repair_log_summary(live_dir: str | Path) -> bool:
+    "Remove an unreadable dvclive `metrics.json` (a kill during dvclive's in-place rewrite empties it); True if removed."
+    f = Path(live_dir) / "metrics.json"
+    if not f.exists(): return False
+    try:
+        if isinstance(json.loads(f.read_text(encoding="utf-8")), dict): return False
+    except (ValueError, UnicodeDecodeError): pass
+    warnings.warn(f"{f}: unreadable dvclive summary (the run was killed while dvclive rewrote it); "
+                  "removed, the resumed run writes it again at its next logged step")
+    f.unlink()
+    return True
+
 @patch
 def _open_log(self: Trainer, resumed: bool):
     if not self.log: return None
     from dvclive import Live
+    if resumed: repair_log_summary(self.out / "dvclive")
     return Live(dir=str(self.out / "dvclive"), resume=resumed, save_dvc_exp=False, dvcyaml=False)
 
 @patch
@@ -310,11 +332,17 @@ def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, 
             while self.step_in_round < self.cfg.steps_per_round:
                 t0 = time.time()
                 stats = self._train_step(r, self.step_in_round)
-                if not torch.isfinite(stats).all():
+                if not torch.isfinite(stats[:-1]).all():
                     raise NonFiniteLossError(
                         f"loss became {stats[0].item()} at round {r}, step {self.step_in_round} (global step {self.global_step}); "
                         f"stopped without saving: the last good checkpoint is {self.ckpt_path} "
                         "(lower train.lr or look for bad training pairs)")
+                if stats[-1] != 1:
+                    raise NonFiniteLossError(
+                        f"non-finite gradient at round {r}, step {self.step_in_round} (global step {self.global_step}) "
+                        f"with loss {stats[0].item():.6g}; the step was not taken and nothing saved: the last good "
+                        f"checkpoint is {self.ckpt_path} (lower train.lr or look for bad training pairs)")
+                stats = stats[:-1]
                 self.step_in_round += 1; self.global_step += 1
                 bar.update(1); bar.set_postfix(loss=f"{stats[0].item():.4f}")
                 if self.live and self.global_step % self.cfg.log_every == 0:

@@ -1,0 +1,66 @@
+"""Training under faults: a truncated dvclive summary, non-finite gradients, two writers, leftovers and corrupt files."""
+import json
+import os
+
+import pytest
+import torch
+
+from chimle.core import SearchConfig, TrainConfig, seed_everything
+from chimle.search import SquaredError
+from chimle.tim import build_tim
+from chimle.train import NonFiniteLossError, PairDataset, Trainer, load_checkpoint
+
+torch.set_num_threads(1)
+TINY = dict(levels=2, residual_channels=[8, 8], growth_channels=[4, 4], rrdbs_per_level=[1, 1],
+            global_code_dim=4, mapping_width=8, mapping_depth=1)
+CFG = TrainConfig(passes=1, images_per_round=6, steps_per_round=6, batch_size=2, lr=2e-3, search_images=6,
+                  checkpoint_every=2, log_every=1)
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    tgt = torch.rand(6, 3, 1, 1, generator=g).expand(6, 3, 8, 8).clone() * torch.linspace(0.5, 1, 8)
+    half = torch.nn.functional.avg_pool2d(tgt, 2)
+    return PairDataset([half, tgt], [half, tgt])
+
+
+def _trainer(out, distance=None, **kw):
+    seed_everything(0)
+    return Trainer(build_tim("dc", "embedded", **TINY), _data(), distance or SquaredError(), CFG,
+                   SearchConfig(samples_per_level=[2, 2]), out, seed=0, progress=False, **kw)
+
+
+def test_resume_after_an_emptied_dvclive_summary(tmp_path):
+    _trainer(tmp_path).fit(max_steps=3)
+    summary = tmp_path / "dvclive" / "metrics.json"
+    assert json.loads(summary.read_text())["step"] == 3
+    summary.write_text("")  # a kill during dvclive's in-place rewrite leaves the file empty
+    with pytest.warns(UserWarning, match="metrics.json"):
+        tr = _trainer(tmp_path).fit()
+    assert tr.global_step == 6
+    assert json.loads(summary.read_text())["step"] == 6  # rewritten whole by the resumed run
+    summary.write_text('{"train": {"loss": 0.1')  # a half-written file likewise
+    with pytest.warns(UserWarning, match="metrics.json"):
+        _trainer(tmp_path).fit(rounds=2)
+    assert json.loads(summary.read_text())["step"] == 12
+
+
+class FiniteLossNaNGradient(SquaredError):
+    "Squared error plus 0 * sqrt(0): the value stays finite, the gradient is 0 * inf = NaN."
+    def __call__(self, x, y):
+        return super().__call__(x, y) + 0 * torch.sqrt((x - x.detach()).abs()).flatten(1).sum(1)
+
+
+def test_non_finite_gradient_keeps_the_last_good_checkpoint(tmp_path):
+    tr = _trainer(tmp_path)
+    tr.fit(max_steps=4)
+    good = load_checkpoint(tr.ckpt_path)
+    tr = _trainer(tmp_path, distance=FiniteLossNaNGradient())
+    with pytest.raises(NonFiniteLossError, match="non-finite gradient at round 0, step 4") as e:
+        tr.fit()
+    assert str(tr.ckpt_path) in str(e.value)
+    ck = load_checkpoint(tr.ckpt_path)
+    assert ck["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert all(torch.equal(ck["model"][k], good["model"][k]) for k in good["model"])
+
