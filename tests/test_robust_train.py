@@ -1,6 +1,8 @@
 """Training under faults: a truncated dvclive summary, non-finite gradients, two writers, leftovers and corrupt files."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from chimle.core import SearchConfig, TrainConfig, seed_everything
 from chimle.search import SquaredError
 from chimle.tim import build_tim
-from chimle.train import NonFiniteLossError, PairDataset, Trainer, load_checkpoint
+from chimle.train import CheckpointError, NonFiniteLossError, PairDataset, RunLockedError, Trainer, load_checkpoint
 
 torch.set_num_threads(1)
 TINY = dict(levels=2, residual_channels=[8, 8], growth_channels=[4, 4], rrdbs_per_level=[1, 1],
@@ -64,3 +66,51 @@ def test_non_finite_gradient_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ck["model"].values())
     assert all(torch.equal(ck["model"][k], good["model"][k]) for k in good["model"])
 
+
+def test_two_trainings_in_one_folder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from chimle.train import lock_run_dir\n"
+                               "f = lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError) as e:
+            _trainer(tmp_path).fit()
+        assert str(tmp_path) in str(e.value) and f"pid {holder.pid}" in str(e.value)
+        assert not (tmp_path / "checkpoint.pt").exists()
+    finally:
+        holder.kill(); holder.wait()
+    assert _trainer(tmp_path).fit(max_steps=2).global_step == 2  # a killed holder leaves no stale lock
+
+
+def test_leftover_temporary_files_are_removed_on_the_next_start(tmp_path):
+    _trainer(tmp_path).fit(max_steps=2)
+    left = tmp_path / ".checkpoint.pt.tmp4242"  # what a kill during a checkpoint write leaves behind
+    left.write_bytes(b"PK\x03\x04 half a checkpoint")
+    with pytest.warns(UserWarning, match=r"\.checkpoint\.pt\.tmp4242"):
+        _trainer(tmp_path).fit(max_steps=4)
+    assert not left.exists() and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_a_corrupt_checkpoint_is_named(tmp_path):
+    _trainer(tmp_path).fit(max_steps=2)
+    ck = tmp_path / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="checkpoint.pt"):
+        _trainer(tmp_path).fit()
+    with pytest.raises(CheckpointError, match="checkpoint.pt"):
+        load_checkpoint(ck)
+
+
+def test_a_flipped_bit_is_detected(tmp_path):
+    _trainer(tmp_path).fit(max_steps=2)
+    ck = tmp_path / "checkpoint.pt"
+    raw = bytearray(ck.read_bytes())
+    w = max(load_checkpoint(ck)["model"].values(), key=lambda t: t.numel())
+    at = raw.find(w.numpy().tobytes())
+    assert at > 0
+    raw[at + 5] ^= 0x10  # one bit of one weight
+    ck.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(ck)
+    with pytest.raises(CheckpointError, match="checkpoint.pt"):
+        _trainer(tmp_path).fit()
