@@ -6,7 +6,7 @@
 __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'CheckpointError', 'checksum', 'save_atomic', 'load_checkpoint',
            'remove_leftovers', 'rng_state', 'set_rng_state', 'dist_info', 'init_distributed', 'NonFiniteLossError',
            'collate_pairs', 'mapping_parameters', 'Trainer', 'loss_fn', 'RunLockedError', 'lock_run_dir',
-           'repair_log_summary', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log']
+           'repair_log_summary', 'PairDataset', 'run_dir', 'code_fingerprint', 'train_task', 'read_log', 'chimle_train']
 
 # %% ../nbs/05_train.ipynb #c002
 import fcntl
@@ -477,3 +477,31 @@ def read_log(out: str | Path) -> "pandas.DataFrame":
     d = Path(out) / "dvclive" / "plots" / "metrics" / "train"
     frames = [pd.read_csv(f, sep="\t").set_index("step")[[f.stem]] for f in sorted(d.glob("*.tsv"))]
     return pd.concat(frames, axis=1).reset_index() if frames else pd.DataFrame()
+
+# %% ../nbs/05_train.ipynb #c035
+from fastcore.script import call_parse, Param, store_true
+
+@call_parse
+def chimle_train(task: Param("task to train", str, choices=["sr", "col", "dc", "n2d"]) = None,
+                 method: Param("search method (default: the profile's search.method), e.g. chimle or cimle", str) = None,
+                 profile: Param("params.yaml profile (default: params.yaml's profile)", str) = None,
+                 device: Param("cpu, cuda, cuda:N or auto (default: the profile's device)", str) = None,
+                 rounds: Param("stop after this many rounds (default: train.passes over the data)", int) = None,
+                 out: Param("run folder (default: runs/<profile>/train/<task>-<method>)", str) = None,
+                 data_root: Param("prepared pairs (default: data/prepared/<profile>/<task>)", str) = None,
+                 no_progress: Param("hide the progress bars", store_true) = False,
+                 debug: Param("on an error, show the full traceback", store_true) = False):
+    "Train TIM on one task; run it under `torchrun` for DDP. A killed run resumes from its checkpoint."
+    import sys
+    from chimle.core import load_config
+    if task is None: print("chimle-train: --task is required (sr, col, dc or n2d; see --help)", file=sys.stderr); sys.exit(2)
+    if rounds is not None and rounds < 1: print(f"chimle-train: --rounds must be at least 1, got {rounds}", file=sys.stderr); sys.exit(2)
+    try:
+        tr = train_task(task, method, load_config(profile), out, data_root, device, rounds, progress=not no_progress)
+    except KeyboardInterrupt: print("chimle-train: interrupted; rerun the same command to resume", file=sys.stderr); sys.exit(130)
+    except Exception as e:
+        if debug: raise
+        known = (ConfigError, CheckpointError, RunLockedError, NonFiniteLossError, FileNotFoundError, ValueError)
+        print(f"chimle-train: {e}" + ("" if isinstance(e, known) else " (--debug shows the traceback)"), file=sys.stderr)
+        sys.exit(1 if isinstance(e, NonFiniteLossError) else 2)
+    if tr.rank == 0: print(f"trained {tr.global_step} steps ({tr.round} rounds) into {tr.out}")

@@ -114,3 +114,11 @@ def test_a_flipped_bit_is_detected(tmp_path):
         load_checkpoint(ck)
     with pytest.raises(CheckpointError, match="checkpoint.pt"):
         _trainer(tmp_path).fit()
+
+
+def test_training_command_errors_are_one_line(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "chimle.train", *map(str, a)], capture_output=True, text=True, timeout=300)
+    r = run("--task", "dc", "--profile", "nope", "--out", tmp_path)
+    assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run("--task", "dc", "--data_root", tmp_path / "none", "--out", tmp_path, "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
