@@ -24,8 +24,12 @@ repro: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# JupyterLab on this machine only (127.0.0.1); LAB_PORT=... to change the port. As root (a container), Jupyter
+# refuses to start without --allow-root. The address with its login token is printed once the server is up.
+LAB_PORT ?= 8888
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs
+	@echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab (open the address with ?token=... that Jupyter prints below)"
+	$(BIN)/jupyter lab nbs --ip 127.0.0.1 --port $(LAB_PORT) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python -m chimle.bench

@@ -92,19 +92,34 @@ def get_device(spec: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb #c027
+from PIL import ImageOps
+
 class ImageError(ValueError):
     "A file that cannot be read as an image; the message names the file and the cause."
 
 MAX_PIXELS = 200_000_000  # default pixel-count limit of read_image (RAISE photos are ~16 MP)
 
+def _int_scale(im: Image.Image, a: np.ndarray) -> np.ndarray:
+    "Mode I (32-bit signed storage) to [0, 1] by the file's declared depth: 16-bit, unsigned or signed 32-bit."
+    tags = getattr(im, "tag_v2", {})
+    bits, fmt = (tags.get(258) or (0,))[0], (tags.get(339) or (1,))[0]
+    if bits == 32 and fmt == 2 or (bits != 32 and a.min() < 0):  # signed 32-bit: shift to unsigned
+        return (a.astype(np.float64) + 2.0**31) / (2.0**32 - 1)
+    if bits == 32 or a.max() > 65535:  # unsigned 32-bit, stored bit for bit in Pillow's int32
+        return a.view(np.uint32).astype(np.float64) / (2.0**32 - 1)
+    return a / 65535.0  # 16-bit grayscale PNG/TIFF
+
 def _to_float(im: Image.Image, path, background) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im, dtype=np.float32)[..., None].repeat(3, -1) / 65535.0
-    if mode == "I":  # Pillow's mode for 16-bit grayscale PNG/TIFF
-        return np.asarray(im, dtype=np.float32)[..., None].repeat(3, -1) / 65535.0
-    if mode == "F":  # float images: taken as already in [0, 1]
-        return np.clip(np.asarray(im, dtype=np.float32), 0, 1)[..., None].repeat(3, -1)
+    if mode == "I":
+        return _int_scale(im, np.asarray(im, dtype=np.int32)).astype(np.float32)[..., None].repeat(3, -1)
+    if mode == "F":  # float images: taken as already in [0, 1] (clipped); NaN or infinity is an error
+        a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{path}: float image with {int((~np.isfinite(a)).sum())} values that are not finite (NaN or infinite)")
+        return np.clip(a, 0, 1)[..., None].repeat(3, -1)
     if mode == "P": im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if mode == "1": im = im.convert("L")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -130,13 +145,16 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS,
                     raise ImageError(f"{path}: {w}x{h} = {w*h:,} pixels exceeds the limit of {max_pixels:,} "
                                      "(possible decompression bomb; raise max_pixels if the file is trusted)")
                 im.load()
+                if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)  # phone photos: upright
                 arr = _to_float(im, path, background)
     except ImageError: raise
+    except PermissionError: raise ImageError(f"{path}: cannot be read (permission denied)") from None
     except UnidentifiedImageError: raise ImageError(f"{path}: not an image file Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{path}: too many pixels (decompression bomb): {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: truncated or corrupt image data ({e})") from None
+    arr = np.clip(arr.astype(np.float32, copy=False), 0, 1)  # a guard: every branch above already maps into [0, 1]
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
 
 # %% ../nbs/00_core.ipynb #c029

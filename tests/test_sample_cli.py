@@ -75,7 +75,7 @@ def test_folder_with_bad_files_reports_them_and_fails(models, inputs, tmp_path):
         assert bad in r.stderr, bad
     for good in ("astronaut", "coffee", "rgba", "deep16", "gray"):
         assert (tmp_path / f"{good}_001.png").is_file(), good
-    assert "wrote samples for 5 of 8 inputs" in r.stdout
+    assert "wrote 10 samples for 5 of 8 inputs" in r.stdout
 
 
 def test_grayscale_jpeg_for_colourization(models, inputs, tmp_path):
