@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch.nn.utils import parametrize
 
-from .core import get_device, load_config, repo_path, seed_everything
-from .search import SquaredError, level_flops, reference_search, search
+from .config import load_config, repo_path
+from .core import get_device, seed_everything
+from .search import SquaredError, reference_search, search
 from .tim import build_tim, count_flops, dummy_inputs
 
 # %% ../nbs/09_bench.ipynb #c005

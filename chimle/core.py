@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .config import *  # noqa: F401,F403  TEMPORARY
+from .config import ConfigError, RunConfig, dump_yaml
+from .config import load_config, load_params, repo_path, repo_root  # noqa: F401 (re-exported: the documented API)
 
 # %% ../nbs/00_core.ipynb #c016
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

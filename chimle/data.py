@@ -19,7 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .config import DataConfig, RunConfig, load_config, repo_path
-from .core import ImageError, Staging, image_grid, pyramid, read_image, resize, resize_short, sha256_file, to_pil, write_image, write_manifest
+from .core import image_grid, ImageError, pyramid, read_image, resize_short, sha256_file, Staging, to_pil, write_image, write_manifest
 from .tasks import crop_side, input_pyramid, jpeg_info, make_input, task_spec
 
 # %% ../nbs/01_data.ipynb #c021

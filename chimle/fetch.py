@@ -31,7 +31,7 @@ import yaml
 from fastcore.script import call_parse
 
 from .config import ConfigError, FetchConfig, FetchLimits, load_params, repo_path
-from .core import Staging, atomic_write_bytes, read_image, resize_short, sha256_file, write_image, write_manifest
+from .core import atomic_write_bytes, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
 
 # %% ../nbs/01a_fetch.ipynb #c028
 EMBEDDED_PHOTOS = {  # name: (package, file inside its data folder, licence, credit)

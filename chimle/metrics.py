@@ -22,7 +22,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from .core import get_device, repo_path, resize
+from .config import repo_path
+from .core import get_device, resize
 from .distance import PerceptualDistance, cached_weights, load_effnet_lite0
 from .tim import LatentCode
 

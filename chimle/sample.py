@@ -12,14 +12,13 @@ import os
 import sys
 import warnings
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from .core import ImageError, TIMConfig, from_dict, image_grid, read_image, resize, to_dict, to_pil, write_image
+from .config import from_dict, TIMConfig, to_dict
+from .core import image_grid, ImageError, read_image, resize, to_pil, write_image
 from .tasks import col_degrade
 from .tim import TIM, LatentCode, build_tim
 

@@ -8,14 +8,14 @@ __all__ = ['METHODS', 'SquaredError', 'SearchResult', 'item_bytes', 'chunk_size'
 
 # %% ../nbs/04_search.ipynb #c002
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from .core import ConfigError, SearchConfig
-from .tim import LatentCode, LevelState, TIM
+from .config import ConfigError, SearchConfig
+from .tim import LatentCode, TIM
 
 # %% ../nbs/04_search.ipynb #c005
 class SquaredError:

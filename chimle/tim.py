@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from .core import TASKS, ConfigError, TIMConfig, lab_to_rgb, load_config
+from .config import ConfigError, load_config, TASKS, TIMConfig
+from .core import lab_to_rgb
 
 # %% ../nbs/02_tim.ipynb #c005
 def conv3x3(cin: int, cout: int, wn: bool = True) -> nn.Module:

@@ -11,24 +11,23 @@ __all__ = ['round_images', 'rounds_for', 'augment', 'draw_flips', 'CheckpointErr
 # %% ../nbs/05_train.ipynb #c002
 import fcntl
 import hashlib
-import io
 import json
 import math
 import os
 import random
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from fastcore.basics import patch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .core import ConfigError, SearchConfig, TrainConfig, atomic_write_bytes, dump_yaml, to_dict
+from .config import ConfigError, SearchConfig, to_dict, TrainConfig
 from .search import search
 from .tim import TIM, LatentCode
 
@@ -430,7 +429,7 @@ class PairDataset(Dataset):
 # %% ../nbs/05_train.ipynb #c033
 def run_dir(task: str, method: str, profile: str) -> Path:
     "The run folder of a task and search method: runs/<profile>/train/<task>-<method>."
-    from chimle.core import repo_path
+    from chimle.config import repo_path
     return repo_path("runs", profile, "train", f"{task}-{method}")
 
 def code_fingerprint(modules=("core", "tim", "search", "train", "distance", "data")) -> str:
@@ -451,7 +450,8 @@ def train_task(task: str,                       # sr | col | dc | n2d
                progress: bool = True) -> Trainer:
     "Train TIM on the prepared pairs of `task` with the configured search; returns the finished `Trainer`."
     from dataclasses import replace
-    from chimle.core import get_device, load_config, repo_path, seed_everything, write_run_config
+    from chimle.config import load_config, repo_path
+    from chimle.core import get_device, seed_everything, write_run_config
     from chimle.data import PairedDataset
     from chimle.distance import build_distance
     from chimle.tim import build_tim
@@ -471,9 +471,8 @@ def train_task(task: str,                       # sr | col | dc | n2d
                  augment=cfg.data.augment, config={**to_dict(cfg), "code": code_fingerprint()}, progress=progress)
     return tr.fit(rounds)
 
-def read_log(out: str | Path) -> "pandas.DataFrame":
+def read_log(out: str | Path) -> pd.DataFrame:
     "The training metrics dvclive logged in a run folder, one row per logged step."
-    import pandas as pd
     d = Path(out) / "dvclive" / "plots" / "metrics" / "train"
     frames = [pd.read_csv(f, sep="\t").set_index("step")[[f.stem]] for f in sorted(d.glob("*.tsv"))]
     return pd.concat(frames, axis=1).reset_index() if frames else pd.DataFrame()
@@ -493,7 +492,7 @@ def chimle_train(task: Param("task to train", str, choices=["sr", "col", "dc", "
                  debug: Param("on an error, show the full traceback", store_true) = False):
     "Train TIM on one task; run it under `torchrun` for DDP. A killed run resumes from its checkpoint."
     import sys
-    from chimle.core import load_config
+    from chimle.config import load_config
     if task is None: print("chimle-train: --task is required (sr, col, dc or n2d; see --help)", file=sys.stderr); sys.exit(2)
     if rounds is not None and rounds < 1: print(f"chimle-train: --rounds must be at least 1, got {rounds}", file=sys.stderr); sys.exit(2)
     try:
