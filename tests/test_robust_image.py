@@ -1,7 +1,6 @@
 """read_image keeps its promise on unusual files: 32-bit integer and float TIFFs, NaN, EXIF orientation."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from chimle.core import ImageError, read_image

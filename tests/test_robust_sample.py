@@ -13,17 +13,15 @@ from skimage import data as skdata
 
 from chimle.core import seed_everything
 from chimle.sample import chimle_sample, save_model
-from chimle.tim import build_tim
+from chimle.testing import tiny_tim
 
-TINY4 = dict(levels=4, residual_channels=[8] * 4, growth_channels=[4] * 4, rrdbs_per_level=[1] * 4,
-             global_code_dim=4, mapping_width=8, mapping_depth=1, base_size=8)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     seed_everything(0)
-    return {t: save_model(build_tim(t, "embedded", **TINY4).eval(), d / f"{t}.pt") for t in ("sr", "col", "dc", "n2d")}
+    return {t: save_model(tiny_tim(t, levels=4, seed=None).eval(), d / f"{t}.pt") for t in ("sr", "col", "dc", "n2d")}
 
 
 def cli(monkeypatch, capsys, *args):

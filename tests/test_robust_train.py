@@ -1,35 +1,22 @@
 """Training under faults: a truncated dvclive summary, non-finite gradients, two writers, leftovers and corrupt files."""
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from chimle.core import SearchConfig, TrainConfig, seed_everything
+from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
 from chimle.search import SquaredError
-from chimle.tim import build_tim
-from chimle.train import CheckpointError, NonFiniteLossError, PairDataset, RunLockedError, Trainer, load_checkpoint
+from chimle.train import CheckpointError, NonFiniteLossError, RunLockedError, Trainer, load_checkpoint
 
 torch.set_num_threads(1)
-TINY = dict(levels=2, residual_channels=[8, 8], growth_channels=[4, 4], rrdbs_per_level=[1, 1],
-            global_code_dim=4, mapping_width=8, mapping_depth=1)
-CFG = TrainConfig(passes=1, images_per_round=6, steps_per_round=6, batch_size=2, lr=2e-3, search_images=6,
-                  checkpoint_every=2, log_every=1)
-
-
-def _data():
-    g = torch.Generator().manual_seed(0)
-    tgt = torch.rand(6, 3, 1, 1, generator=g).expand(6, 3, 8, 8).clone() * torch.linspace(0.5, 1, 8)
-    half = torch.nn.functional.avg_pool2d(tgt, 2)
-    return PairDataset([half, tgt], [half, tgt])
+CFG = tiny_train_config(passes=1.0, steps_per_round=6, search_images=6, log_every=1)
 
 
 def _trainer(out, distance=None, **kw):
-    seed_everything(0)
-    return Trainer(build_tim("dc", "embedded", **TINY), _data(), distance or SquaredError(), CFG,
-                   SearchConfig(samples_per_level=[2, 2]), out, seed=0, progress=False, **kw)
+    return Trainer(tiny_tim("dc", levels=2), ramp_pairs(6, 8), distance or SquaredError(), CFG,
+                   tiny_search_config([2, 2]), out, seed=0, progress=False, **kw)
 
 
 def test_resume_after_an_emptied_dvclive_summary(tmp_path):

@@ -1,6 +1,5 @@
 """`chimle-sample` in a subprocess: real photos, folders, every option, and bad inputs reported by name."""
 import io
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +11,8 @@ from skimage import data as skdata
 
 from chimle.core import seed_everything
 from chimle.sample import save_model
-from chimle.tim import build_tim
+from chimle.testing import tiny_tim
 
-TINY = dict(levels=3, residual_channels=[8, 8, 8], growth_channels=[4, 4, 4], rrdbs_per_level=[1, 1, 1],
-            global_code_dim=4, mapping_width=8, mapping_depth=1, base_size=8)
 EXE = Path(sys.executable).with_name("chimle-sample")
 
 
@@ -27,7 +24,7 @@ def _cli(*args):
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     seed_everything(0)
-    return {t: save_model(build_tim(t, "embedded", **TINY).eval(), d / f"{t}.pt") for t in ("sr", "col", "dc")}
+    return {t: save_model(tiny_tim(t, levels=3, seed=None).eval(), d / f"{t}.pt") for t in ("sr", "col", "dc")}
 
 
 @pytest.fixture(scope="module")
