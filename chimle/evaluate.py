@@ -20,7 +20,7 @@ from .metrics import against_truth, evaluate, metric_label, psnr, tim_ivo
 from .tasks import task_spec, trivial_output
 from .sample import code_grid, load_model, sample, sample_grid
 from .tim import code_effects
-from .train import _collate, run_dir
+from .train import collate_pairs, run_dir
 
 # %% ../nbs/06a_evaluate.ipynb #e004
 HEADLINE = ("fid", "kid", "fwv", "prd_f8", "prd_f1_8", "diversity", "lpips_diversity", "ivo_mse")  # metrics.json prefixes
@@ -53,7 +53,7 @@ def evaluate_task(task: str, method: str, cfg: RunConfig | None = None, checkpoi
     model = load_model(checkpoint, dev)
     test = PairedDataset(root, task, cfg.tim.levels, cfg.tim.base_size, "test")
     n = len(test) if mc.test_inputs == 0 else min(mc.test_inputs, len(test))
-    batch = _collate([test[i] for i in range(n)])
+    batch = collate_pairs([test[i] for i in range(n)])
     xs = [x.to(dev) for x in batch["inputs"]]
     targets = batch["targets"][-1]
     samples = [sample(model, [x[j:j + 1] for x in xs], mc.samples_per_input, seed=cfg.seed + j) for j in range(n)]

@@ -18,22 +18,22 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import from_dict, TIMConfig, to_dict
-from .core import image_grid, ImageError, read_image, resize, to_pil, write_image
+from .core import get_device, image_grid, ImageError, read_image, resize, to_pil, write_image
 from .tasks import col_degrade
-from .tim import TIM, LatentCode, build_tim
+from .metrics import tim_ivo
+from .tim import TIM, LatentCode, build_tim, vary_code
+from .train import CheckpointError, load_checkpoint, save_atomic
 
 # %% ../nbs/07_sample.ipynb #c005
 MODEL_FORMAT = "chimle-tim"
 
 def save_model(model: TIM, path: str | Path, **meta) -> Path:
     "Write a self-describing model file (weights, task, TIM configuration, `meta`), atomically."
-    from chimle.train import save_atomic
     return save_atomic({"format": MODEL_FORMAT, "version": 1, "task": model.task, "tim": to_dict(model.cfg),
                         "model": model.state_dict(), "meta": meta}, path)
 
 def load_model(path: str | Path, device="cpu") -> TIM:
     "A TIM from a model file or a training checkpoint (loaded with weights_only=True, checksum verified), in eval mode."
-    from chimle.train import CheckpointError, load_checkpoint
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such model file")
     try: ck = load_checkpoint(path)
@@ -131,7 +131,6 @@ def closest_sample(model: TIM, inputs: list,      # the model and one prepared i
                    restarts: int = 5, steps: int = 300, lr: float = 0.05,  # IvO: random starts, Adam steps and rate
                    seed: int = 0, name: str = "reference") -> dict:
     "The output closest to `reference` found by IvO: dict(image (3, H, W), code (a LatentCode), mse_x1e3)."
-    from chimle.metrics import tim_ivo
     dev = next(model.parameters()).device
     inputs = [x.to(dev) for x in inputs]
     if inputs[0].shape[0] != 1: raise ValueError(f"closest_sample takes one input (batch 1), got a batch of {inputs[0].shape[0]}")
@@ -150,7 +149,6 @@ def closest_sample(model: TIM, inputs: list,      # the model and one prepared i
 def code_grid(model: TIM, inputs: list,   # the model and one prepared input (batch 1)
               n: int = 6, seed: int = 0) -> tuple:
     "(grid image, gains): rows of outputs varying only the global / only the spatial code, each with magnified deviations."
-    from chimle.tim import vary_code
     g = torch.Generator().manual_seed(seed)
     rows, gains = [], {}
     for part in ("global", "spatial"):
@@ -254,7 +252,6 @@ def sample_files(checkpoint: str, input: str, n: int = 16, out: str = "samples",
                  seed: int = 0, device: str = "auto", max_side: int = 512, reference: str | None = None,
                  ivo_steps: int = 300, debug: bool = False) -> int:
     "What `chimle-sample` does; returns its exit status (1 when an input failed). Bad options raise `UsageError`."
-    from chimle.core import get_device
     if not checkpoint or not input: raise UsageError("--checkpoint and --input are required (see --help)")
     for opt, v in (("--n", n), ("--max_side", max_side), ("--ivo_steps", ivo_steps)):
         if v < 1: raise UsageError(f"{opt} must be at least 1, got {v}")

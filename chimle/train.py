@@ -178,7 +178,6 @@ def collate_pairs(samples: list) -> dict:
     return {"inputs": [torch.stack([s["inputs"][l] for s in samples]) for l in range(len(samples[0]["inputs"]))],
             "targets": [torch.stack([s["targets"][l] for s in samples]) for l in range(len(samples[0]["targets"]))]}
 
-_collate = collate_pairs  # the former private name, still imported by some notebooks
 
 def mapping_parameters(model: TIM) -> tuple:
     "(mapping-network parameters, all other parameters): the former train at lr x mapping_lr_mult."
