@@ -73,33 +73,41 @@ def _draw(model, gen, levels, code_shapes):
         out[l] = (torch.randn(1, G, generator=gen), torch.randn(1, *chw, generator=gen))
     return out
 
+def _state_tensors(s): return [t for t in [s.features, *s.ws, s.image] if t is not None]
+
+def _keep_state(kept, st, rows, ks, B):
+    "Copy items `ks` of the chunk's state `st` into rows `rows` of the per-image state `kept` (allocated on first use)."
+    if kept is None: kept = st._map(lambda t: t.new_empty((B, *t.shape[1:])))
+    for dst, src in zip(_state_tensors(kept), _state_tensors(st)): dst[rows] = src[ks]
+    return kept
+
 def _best_candidates(model, inputs, base_code, levels, start, stop, states, target_feats, m, gens,
-                     chunk, distance, device, progress=None):
-    "Per image, the nearest of `m` candidates for the components `levels`; returns (dist (B,), {l: (g, s)})."
+                     chunk, distance, device, progress=None, keep_state=False):
+    "Per image, the nearest of `m` candidates for `levels`; returns (dist (B,), {l: (g, s)}, the winners' state or None)."
     B, shapes = len(gens), model.code_shapes(tuple(inputs[0].shape[-2:]))
-    best_d = torch.full((B,), math.inf)
+    best_d, kept = torch.full((B,), math.inf), None
     best = {l: (torch.empty(B, shapes[l][0]), torch.empty(B, *shapes[l][1])) for l in levels}
     items = [(i, j) for i in range(B) for j in range(m)]
     for c0 in range(0, len(items), chunk):
         part = items[c0:c0 + chunk]
-        idx = torch.tensor([i for i, _ in part])
+        idx = torch.tensor([i for i, _ in part]).to(device)
         draws = [_draw(model, gens[i], levels, shapes) for i, _ in part]
-        code = base_code[idx.to(device)] if base_code is not None else LatentCode([None] * model.num_levels, [None] * model.num_levels)
+        code = base_code[idx] if base_code is not None else LatentCode([None] * model.num_levels, [None] * model.num_levels)
         g, s = list(code.globals_), list(code.spatials)
         for l in levels:
             g[l] = torch.cat([d[l][0] for d in draws]).to(device); s[l] = torch.cat([d[l][1] for d in draws]).to(device)
-        xs = [x[idx.to(device)] for x in inputs]
-        st = states[idx.to(device)] if states is not None else None
-        outs, _ = model.run(xs, LatentCode(g, s), start, stop, st)
-        fx = _features(distance, outs[-1])
-        fy = target_feats[idx.to(device)] if isinstance(target_feats, torch.Tensor) else [f[idx.to(device)] for f in target_feats]
-        d = _from_features(distance, fx, fy, outs[-1]).float().cpu()
+        outs, st = model.run([x[idx] for x in inputs], LatentCode(g, s), start, stop, states[idx] if states is not None else None)
+        fy = target_feats[idx] if isinstance(target_feats, torch.Tensor) else [f[idx] for f in target_feats]
+        d = _from_features(distance, _features(distance, outs[-1]), fy, outs[-1]).float().cpu()
+        won = {}  # image -> index in this chunk of its best candidate so far
         for k, (i, j) in enumerate(part):
             if d[k] < best_d[i]:
-                best_d[i] = d[k]
+                best_d[i], won[i] = d[k], k
                 for l in levels: best[l][0][i], best[l][1][i] = draws[k][l][0][0], draws[k][l][1][0]
+        if keep_state and won:
+            kept = _keep_state(kept, st, torch.tensor(list(won)).to(device), torch.tensor(list(won.values())).to(device), B)
         if progress is not None: progress.update(len(part))
-    return best_d, best
+    return best_d, best, kept
 
 # %% ../nbs/04_search.ipynb #c013
 def _image_generators(generator, B):
@@ -120,6 +128,7 @@ def _set_levels(code, new, levels, device):
     for l in levels: g[l], s[l] = new[l][0].to(device), new[l][1].to(device)
     return LatentCode(g, s)
 
+# %% ../nbs/04_search.ipynb #s008
 def search(model: TIM,                      # the generator
            inputs: list,                    # its input list (B images), as the datasets return it
            targets: list,                   # per-level targets (B, 3, H_l, W_l), the last at full resolution
@@ -149,18 +158,18 @@ def search(model: TIM,                      # the generator
     model.eval()
     bar = tqdm(total=0, desc=f"search ({method})", disable=not progress, leave=False)
 
-    def select(levels, start, stop, states, base_code, m, target):
+    def select(levels, start, stop, states, base_code, m, target, keep_state=False):
         bar.total += B * m; bar.set_postfix(level=stop); bar.refresh()
         tf = _features(distance, target)
-        d, best = _best_candidates(model, inputs, base_code, levels, start, stop, states, tf, m, gens,
-                                   chunk_size(model, base, start, stop, memory_budget_mb), distance, device, bar)
+        out = _best_candidates(model, inputs, base_code, levels, start, stop, states, tf, m, gens,
+                               chunk_size(model, base, start, stop, memory_budget_mb), distance, device, bar, keep_state)
         for l in range(start, stop): evals[l] += B * m
-        return d, best
+        return out
 
     with torch.no_grad(), parametrize.cached():
         if method == "cimle":
             m = cimle_samples or equal_cost_samples(model, base, samples_per_level)
-            d, best = select(list(range(L)), 0, L, None, None, m, targets[-1])
+            d, best, _ = select(list(range(L)), 0, L, None, None, m, targets[-1])
             code = _set_levels(LatentCode([None] * L, [None] * L), best, range(L), device)
             level_d[:, -1] = d
         else:
@@ -168,10 +177,9 @@ def search(model: TIM,                      # the generator
             state = None  # state after the selected levels < l (chimle)
             for l in range(L):
                 if method == "chimle":
-                    d, best = select([l], l, l + 1, state, code, samples_per_level[l], targets[l])
+                    d, best, state = select([l], l, l + 1, state, code, samples_per_level[l], targets[l],
+                                            keep_state=l < L - 1)  # the winners' state carries the selection up
                     code = _set_levels(code, best, [l], device)
-                    _, state = model.run(inputs, code, l, l + 1, state)  # carry the selected code up
-                    evals[l] += B
                     level_d[:, l] = d
                 else:
                     others = list(range(l)) if method == "no_ic" else [k for k in range(L) if k != l]
@@ -179,7 +187,7 @@ def search(model: TIM,                      # the generator
                     _, st = model.run(inputs, rand, 0, l)  # lower levels once per image, shared by its candidates
                     for k in range(l): evals[k] += B
                     stop = l + 1 if method == "no_ic" else L
-                    d, best = select([l], l, stop, st, rand, samples_per_level[l], targets[stop - 1])
+                    d, best, _ = select([l], l, stop, st, rand, samples_per_level[l], targets[stop - 1])
                     code = _set_levels(code, best, [l], device)
                     level_d[:, l] = d
         if method in ("chimle", "cimle"): final = level_d[:, -1].clone()  # the last selection evaluated the whole code
@@ -191,6 +199,7 @@ def search(model: TIM,                      # the generator
     model.train(was_training)
     return SearchResult(code, final, level_d, evals, method)
 
+# %% ../nbs/04_search.ipynb #s010
 def search_with_config(model: TIM, inputs: list, targets: list, distance, cfg: SearchConfig, **kw) -> SearchResult:
     "`search` with the method, pools and memory budget of a `SearchConfig` (params.yaml's `search`)."
     return search(model, inputs, targets, distance, method=cfg.method, samples_per_level=cfg.samples_per_level,
@@ -211,7 +220,7 @@ def level_flops(model: TIM, base: tuple) -> list:
 def equal_cost_samples(model: TIM, base: tuple, samples_per_level: list) -> int:
     "cIMLE candidates with the FLOPs of a CHIMLE search with pools `samples_per_level` (rounded, at least 1)."
     f = level_flops(model, base)
-    chimle = sum((m + 1) * fl for m, fl in zip(samples_per_level, f))
+    chimle = sum(m * fl for m, fl in zip(samples_per_level, f))
     return max(1, round(chimle / sum(f)))
 
 # %% ../nbs/04_search.ipynb #c017
