@@ -263,7 +263,9 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
     code = model.sample_code(batch_forward, base, gen, device)
     fx = [x[:batch_forward] for x in xs]
     with torch.no_grad(): diff = max(float((a - b).abs().max()) for a, b in zip(model(fx, code), adapter(fx, code)))
-    out = {"model": {**BENCH_TIM, "mapping_depth": 7, **overrides}, "max_output_difference": diff, "conditions": run_conditions()}
+    diff_grad = max(float((a - b).abs().max()) for a, b in zip(model([x[:2] for x in fx], code[:2]), adapter([x[:2] for x in fx], code[:2])))
+    out = {"model": {**BENCH_TIM, "mapping_depth": 7, **overrides}, "max_output_difference": diff,
+           "max_output_difference_with_grad": diff_grad, "conditions": run_conditions()}
     def ours_fwd():
         with torch.no_grad(), parametrize.cached(): model(fx, code)
     def their_fwd():
