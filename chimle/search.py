@@ -81,24 +81,40 @@ def _keep_state(kept, st, rows, ks, B):
     for dst, src in zip(_state_tensors(kept), _state_tensors(st)): dst[rows] = src[ks]
     return kept
 
-def _best_candidates(model, inputs, base_code, levels, start, stop, states, target_feats, m, gens,
-                     chunk, distance, device, progress=None, keep_state=False):
-    "Per image, the nearest of `m` candidates for `levels`; returns (dist (B,), {l: (g, s)}, the winners' state or None)."
-    B, shapes = len(gens), model.code_shapes(tuple(inputs[0].shape[-2:]))
-    best_d, kept = torch.full((B,), math.inf), None
-    best = {l: (torch.empty(B, shapes[l][0]), torch.empty(B, *shapes[l][1])) for l in levels}
-    items = [(i, j) for i in range(B) for j in range(m)]
+def _scored(model, inputs, base_code, levels, start, stop, states, target_feats, items, draw, chunk, distance, device,
+            bf16=False):
+    "Per chunk of `items` (image, candidate): (part, draws, distances (cpu), state after `stop`)."
     for c0 in range(0, len(items), chunk):
         part = items[c0:c0 + chunk]
         idx = torch.tensor([i for i, _ in part]).to(device)
-        draws = [_draw(model, gens[i], levels, shapes) for i, _ in part]
+        draws = [draw(i, j) for i, j in part]
         code = base_code[idx] if base_code is not None else LatentCode([None] * model.num_levels, [None] * model.num_levels)
         g, s = list(code.globals_), list(code.spatials)
         for l in levels:
             g[l] = torch.cat([d[l][0] for d in draws]).to(device); s[l] = torch.cat([d[l][1] for d in draws]).to(device)
-        outs, st = model.run([x[idx] for x in inputs], LatentCode(g, s), start, stop, states[idx] if states is not None else None)
+        with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
+            outs, st = model.run([x[idx] for x in inputs], LatentCode(g, s), start, stop, states[idx] if states is not None else None)
+        out = outs[-1].float()
         fy = target_feats[idx] if isinstance(target_feats, torch.Tensor) else [f[idx] for f in target_feats]
-        d = _from_features(distance, _features(distance, outs[-1]), fy, outs[-1]).float().cpu()
+        yield part, draws, _from_features(distance, _features(distance, out), fy, out).float().cpu(), st
+
+def _best_candidates(model, inputs, base_code, levels, start, stop, states, target_feats, m, gens,
+                     chunk, distance, device, progress=None, keep_state=False, bf16_rescore=0):
+    "Per image, the nearest of `m` candidates for `levels`; returns (dist (B,), {l: (g, s)}, the winners' state or None)."
+    B, shapes = len(gens), model.code_shapes(tuple(inputs[0].shape[-2:]))
+    args = (model, inputs, base_code, levels, start, stop, states, target_feats)
+    items = [(i, j) for i in range(B) for j in range(m)]
+    draw = lambda i, j: _draw(model, gens[i], levels, shapes)
+    if bf16_rescore:  # screen all candidates in bf16, keep each image's nearest few (and their draws) for fp32
+        short = [[] for _ in range(B)]
+        for part, draws, d, _ in _scored(*args, items, draw, chunk, distance, device, bf16=True):
+            for k, (i, j) in enumerate(part): short[i] = sorted(short[i] + [(float(d[k]), j, draws[k])], key=lambda t: t[:2])[:bf16_rescore]
+            if progress is not None: progress.update(len(part))
+        kept_draws = {(i, j): dr for i in range(B) for _, j, dr in short[i]}
+        items, draw = sorted(kept_draws), lambda i, j: kept_draws[(i, j)]  # in candidate order: ties go to the first, as in fp32
+    best_d, kept = torch.full((B,), math.inf), None
+    best = {l: (torch.empty(B, shapes[l][0]), torch.empty(B, *shapes[l][1])) for l in levels}
+    for part, draws, d, st in _scored(*args, items, draw, chunk, distance, device):
         won = {}  # image -> index in this chunk of its best candidate so far
         for k, (i, j) in enumerate(part):
             if d[k] < best_d[i]:
@@ -106,7 +122,7 @@ def _best_candidates(model, inputs, base_code, levels, start, stop, states, targ
                 for l in levels: best[l][0][i], best[l][1][i] = draws[k][l][0][0], draws[k][l][1][0]
         if keep_state and won:
             kept = _keep_state(kept, st, torch.tensor(list(won)).to(device), torch.tensor(list(won.values())).to(device), B)
-        if progress is not None: progress.update(len(part))
+        if progress is not None and not bf16_rescore: progress.update(len(part))
     return best_d, best, kept
 
 # %% ../nbs/04_search.ipynb #c013
@@ -139,6 +155,7 @@ def search(model: TIM,                      # the generator
            memory_budget_mb: float = 512,   # batch (image, candidate) items to fit this budget
            generator: torch.Generator | None = None,   # seeds every draw; same seed, same selection
            image_seeds: list | None = None, # or one seed per image: its selection then depends on nothing else
+           bf16_rescore: int = 0,           # > 0: score in bf16, re-score each image's nearest bf16_rescore in fp32
            progress: bool = False) -> SearchResult:
     "Select a latent code for each image by `method`; returns the codes, their distances and the cost."
     if method not in METHODS: raise ConfigError(f"search.method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -162,8 +179,9 @@ def search(model: TIM,                      # the generator
         bar.total += B * m; bar.set_postfix(level=stop); bar.refresh()
         tf = _features(distance, target)
         out = _best_candidates(model, inputs, base_code, levels, start, stop, states, tf, m, gens,
-                               chunk_size(model, base, start, stop, memory_budget_mb), distance, device, bar, keep_state)
-        for l in range(start, stop): evals[l] += B * m
+                               chunk_size(model, base, start, stop, memory_budget_mb), distance, device, bar, keep_state,
+                               bf16_rescore)
+        for l in range(start, stop): evals[l] += B * (m + min(m, bf16_rescore))  # bf16 screen + fp32 re-score
         return out
 
     with torch.no_grad(), parametrize.cached():
