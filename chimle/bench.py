@@ -106,7 +106,7 @@ def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_
 
 # %% ../nbs/09_bench.ipynb #c012
 def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: int = 3, profile: str | None = None,
-                    dtypes=("fp32",), **overrides) -> dict:
+                    dtypes=("fp32",), compile: bool = False, **overrides) -> dict:
     "Seconds of a no-grad forward of `batch_forward` candidates and of forward+backward at batch 1, ours vs plain."
     device = get_device(device)
     seed_everything(0)
@@ -129,11 +129,11 @@ def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: in
                 loss = sum(o.float().mean() for o in model(x1, c1))
             loss.backward()
         return f
-    out = {"plain_forward_s": timeit(plain_fwd, repeat, 1, device), "batch_forward": batch_forward}
+    out = {"batch_forward": batch_forward}
     for dt in dtypes:
-        out[f"ours_forward_{dt}_s"] = timeit(ours_fwd(dt), repeat, 1, device)
+        p = pairs(ours_fwd(dt), plain_fwd, repeat, device=device)  # interleaved with the plain forward
+        out["plain_forward_s"], out[f"ours_forward_{dt}_s"], out[f"forward_speedup_{dt}"] = p["b_s"], p["a_s"], p["ratio"]
         out[f"forward_backward_{dt}_s"] = timeit(fwd_bwd(dt), repeat, 1, device)
-        out[f"forward_speedup_{dt}"] = out["plain_forward_s"] / out[f"ours_forward_{dt}_s"]
     if device.type == "cpu":  # channels_last: faster convolutions, slower channel concatenation in the dense blocks
         import copy
         cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -142,6 +142,14 @@ def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: in
             with torch.no_grad(), parametrize.cached(): cl(xcl, code)
         p = pairs(ours_fwd("fp32"), cl_fwd, repeat, device=device)
         out["channels_last_time_ratio"], out["channels_last_pair_ratios"] = p["ratio"], p["pair_ratios"]
+    if compile:  # torch.compile: seconds to compile (first call) against the time it saves per forward
+        cm = torch.compile(model)
+        def compiled():
+            with torch.no_grad(): cm(xs, code)
+        t = time.perf_counter(); compiled(); out["compile_first_call_s"] = time.perf_counter() - t
+        p = pairs(ours_fwd("fp32"), compiled, repeat, device=device)
+        out["compiled_forward_speedup"], out["compiled_pair_ratios"] = 1 / p["ratio"], p["pair_ratios"]
+        out["compile_break_even_forwards"] = out["compile_first_call_s"] / max(p["a_s"] - p["b_s"], 1e-9)
     out["train_step_peak_bytes"] = peak_memory(fwd_bwd(dtypes[0]), device)
     flops = sum(count_flops(model, base))
     out["forward_flops_per_sample"] = flops
@@ -263,7 +271,7 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
     code = model.sample_code(batch_forward, base, gen, device)
     fx = [x[:batch_forward] for x in xs]
     with torch.no_grad(): diff = max(float((a - b).abs().max()) for a, b in zip(model(fx, code), adapter(fx, code)))
-    diff_grad = max(float((a - b).abs().max()) for a, b in zip(model([x[:2] for x in fx], code[:2]), adapter([x[:2] for x in fx], code[:2])))
+    diff_grad = max(float((a - b).detach().abs().max()) for a, b in zip(model([x[:2] for x in fx], code[:2]), adapter([x[:2] for x in fx], code[:2])))
     out = {"model": {**BENCH_TIM, "mapping_depth": 7, **overrides}, "max_output_difference": diff,
            "max_output_difference_with_grad": diff_grad, "conditions": run_conditions()}
     def ours_fwd():
@@ -309,7 +317,8 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
                  profile: str = None,     # also time the generator at this profile (e.g. paper; slow on a CPU)
                  quick: bool = False,     # tiny sizes (a smoke run)
                  official: str = None,    # the authors' code/ folder (default: $CHIMLE_OFFICIAL_CODE); compared when set
-                 only: str = None):       # comma-separated sections to rerun (search,generator,scaling,training,vs_official); others keep results.json's
+                 only: str = None,        # comma-separated sections to rerun (search,generator,scaling,training,vs_official); others keep results.json's
+                 compile: bool = False):  # also time torch.compile of the generator (minutes of compilation on a CPU)
     "Run the performance suite and write bench/results.json and bench/results.md."
     dev = get_device(device)
     official = official or os.environ.get("CHIMLE_OFFICIAL_CODE")
@@ -321,7 +330,8 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
                                "gpu": torch.cuda.get_device_name() if dev.type == "cuda" else None, **run_conditions()}}
     if run("search"): print("search ..."); res["search"] = bench_search(device=dev, **kw)
     if run("generator"):
-        print("generator ..."); res["generator"] = bench_generator(device=dev, dtypes=("fp32", "bf16") if dev.type == "cuda" else ("fp32",), **kw)
+        print("generator ..."); res["generator"] = bench_generator(device=dev, dtypes=("fp32", "bf16") if dev.type == "cuda" else ("fp32",),
+                                                                   compile=compile, **kw)
     if profile:
         print(f"generator at the {profile} profile ...")
         res[f"generator_{profile}"] = bench_generator(device=dev, profile=profile, batch_forward=20 if dev.type == "cuda" else 1,
