@@ -105,7 +105,7 @@ def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_
             "speedup": p["ratio"], "pair_ratios": p["pair_ratios"], "same_selection": same, "search_peak_bytes": mem}
 
 # %% ../nbs/09_bench.ipynb #c012
-def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: int = 3, profile: str | None = None,
+def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: int = 5, profile: str | None = None,
                     dtypes=("fp32",), compile: bool = False, **overrides) -> dict:
     "Seconds of a no-grad forward of `batch_forward` candidates and of forward+backward at batch 1, ours vs plain."
     device = get_device(device)
@@ -149,7 +149,8 @@ def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: in
         t = time.perf_counter(); compiled(); out["compile_first_call_s"] = time.perf_counter() - t
         p = pairs(ours_fwd("fp32"), compiled, repeat, device=device)
         out["compiled_forward_speedup"], out["compiled_pair_ratios"] = 1 / p["ratio"], p["pair_ratios"]
-        out["compile_break_even_forwards"] = out["compile_first_call_s"] / max(p["a_s"] - p["b_s"], 1e-9)
+        saved = p["a_s"] - p["b_s"]  # seconds saved per forward (negative: compiled is slower)
+        out["compile_break_even_forwards"] = out["compile_first_call_s"] / saved if saved > 0 else None  # None: never repaid
     out["train_step_peak_bytes"] = peak_memory(fwd_bwd(dtypes[0]), device)
     flops = sum(count_flops(model, base))
     out["forward_flops_per_sample"] = flops
