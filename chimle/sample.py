@@ -78,7 +78,7 @@ def prepare_input(model: TIM, img: torch.Tensor, max_side: int = 512, name: str 
         img = _centre_crop(img, hc, wc); notes.append(f"centre-cropped to multiples of {step} px")
     if notes: warnings.warn(f"{name}: {w0}x{h0} -> {wc}x{hc} ({'; '.join(notes)})")
     pyr = [resize(img, (hc // 2 ** (L - 1 - l), wc // 2 ** (L - 1 - l))) for l in range(L)]
-    if model.task == "col": pyr = [col_degrade(p) for p in pyr]
+    if model.wiring == "col": pyr = [col_degrade(p) for p in pyr]
     return [p[None] for p in pyr]
 
 # %% ../nbs/07_sample.ipynb #c010
@@ -239,7 +239,7 @@ def _sample_one(model, f, stem, outdir, n, grid, gif, seed, max_side, ref, ref_n
             write_image(s, outdir / f"{stem}_{k:03d}.png"); k += 1
             if (grid or gif) and len(shown) < SHOWN: shown.append(s)
     if grid:
-        inp = xs[-1][0] if model.task != "col" else xs[-1][0].expand(3, -1, -1)
+        inp = xs[-1][0].expand(3, -1, -1)
         write_image(sample_grid([inp], [shown]), outdir / f"{stem}_grid.png")
     if gif: save_gif(torch.stack(shown), outdir / f"{stem}.gif")
     if ref is not None:

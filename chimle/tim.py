@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DENSE_BUFFER_MIN_PIXELS', 'WIRING', 'conv3x3', 'lrelu', 'lrelu_', 'RDB', 'RRDB', 'StyleBlock', 'UpBlock',
-           'MappingNetwork', 'init_linear', 'LatentCode', 'LevelState', 'TIMLevel', 'TIM', 'build_tim', 'input_sizes',
-           'dummy_inputs', 'params_per_level', 'vary_code', 'spread', 'code_effects', 'count_flops']
+           'MappingNetwork', 'init_linear', 'LatentCode', 'LevelState', 'TIMLevel', 'TIM', 'build_tim', 'dummy_inputs',
+           'params_per_level', 'vary_code', 'spread', 'code_effects', 'count_flops']
 
 # %% ../nbs/02_tim.ipynb #c002
 import math
@@ -16,8 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from .config import ConfigError, load_config, TASKS, TIMConfig
+from .config import ConfigError, load_config, TIMConfig
 from .core import lab_to_rgb
+from .tasks import TASK_SPECS, input_sizes, task_spec
 
 # %% ../nbs/02_tim.ipynb #c005
 def conv3x3(cin: int, cout: int, wn: bool = True) -> nn.Module:
@@ -153,7 +154,7 @@ class LatentCode:
         return LatentCode(*out)
 
 # %% ../nbs/02_tim.ipynb #c014
-WIRING = {"sr": "sr", "dc": "pyramid", "n2d": "pyramid", "col": "col"}
+WIRING = {t: spec.wiring for t, spec in TASK_SPECS.items()}  # task -> wiring, from the task registry
 
 @dataclass
 class LevelState:
@@ -197,10 +198,10 @@ class TIM(nn.Module):
     "Tower Implicit Model for one task (`sr`, `col`, `dc`, `n2d`) and a `TIMConfig`."
     def __init__(self, cfg: TIMConfig, task: str):
         super().__init__()
-        if task not in WIRING: raise ConfigError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+        spec = task_spec(task)
         if cfg.global_code_dim < 1: raise ConfigError("tim.global_code_dim must be >= 1")
         self.cfg, self.task, self.wiring = cfg, task, WIRING[task]
-        in_img, out_ch = (1, 2) if task == "col" else (3, 3)
+        in_img, out_ch = spec.in_channels, spec.out_channels
         self.levels = nn.ModuleList([TIMLevel(cfg, l, in_img, out_ch, self.wiring) for l in range(cfg.levels)])
         init_linear(self, cfg.init_scale)
 
@@ -232,7 +233,7 @@ class TIM(nn.Module):
         return inputs[l]
 
     def _decode(self, out, img_l):
-        if self.task != "col": return (out + 1) / 2
+        if self.wiring != "col": return (out + 1) / 2
         L = img_l  # L/100 of this level's input
         ab = 127 * out / L.clamp(min=0.01)
         return lab_to_rgb(torch.cat([100 * L, ab], 1))
@@ -262,13 +263,9 @@ def build_tim(task: str, profile: str | None = None, cfg: TIMConfig | None = Non
     cfg = cfg or load_config(profile).tim
     return TIM(replace(cfg, **overrides) if overrides else cfg, task)
 
-def input_sizes(task: str, levels: int, base: int) -> list:
-    "Sizes of the input list a TIM expects: sr one LR image at `base`, the others a pyramid base..base*2^(L-1)."
-    return [base] if WIRING[task] == "sr" else [base * 2 ** l for l in range(levels)]
-
 def dummy_inputs(task: str, levels: int, base: int, batch: int = 1, generator=None) -> list:
     "Random inputs of the right shapes for `task` (1 channel for colourization)."
-    ch = 1 if task == "col" else 3
+    ch = task_spec(task).in_channels
     return [torch.rand(batch, ch, s, s, generator=generator) for s in input_sizes(task, levels, base)]
 
 # %% ../nbs/02_tim.ipynb #c021
@@ -320,7 +317,7 @@ def count_flops(model: TIM, base: int, batch: int = 1) -> list:
     per_level = []
     with torch.device("meta"):
         model = TIM(model.cfg, model.task)  # a weightless copy: counting needs shapes only
-        xs = [torch.empty(batch, 1 if model.task == "col" else 3, s, s) for s in input_sizes(model.task, model.num_levels, base)]
+        xs = [torch.empty(batch, task_spec(model.task).in_channels, s, s) for s in input_sizes(model.task, model.num_levels, base)]
         code = model.sample_code(batch, base)
         state = LevelState()
         for l in range(model.num_levels):
