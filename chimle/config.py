@@ -109,6 +109,7 @@ class SearchConfig:
     samples_per_level: list[int] = param(lo=1, per_level=True)  # m_l
     memory_budget_mb: int = param(lo=1)                     # batch candidates to fit this budget
     cimle_samples: int = param(lo=0)                        # m for cimle; 0: as many as a chimle search costs (FLOPs)
+    bf16_rescore: int = param(lo=0)                         # > 0: score in bf16, re-score each image's nearest this many in fp32
 
 @dataclass
 class TrainConfig:

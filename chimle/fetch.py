@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['EMBEDDED_PHOTOS', 'DOWNLOAD_BYTES', 'DEADLINE_S', 'EXTRACT_BYTES', 'EXTRACT_MEMBERS', 'EXTRACT_RATIO',
-           'IMAGE_SUFFIXES', 'embedded_photo_path', 'FetchError', 'ChecksumError', 'content_problem',
-           'load_download_manifest', 'download', 'UnsafeArchiveError', 'ArchiveLimitError', 'safe_extract',
-           'fetch_embedded', 'fetch_night2day', 'fetch_ilsvrc', 'fetch_raise1k', 'fetch_task', 'chimle_fetch']
+           'embedded_photo_path', 'FetchError', 'ChecksumError', 'content_problem', 'load_download_manifest',
+           'download', 'UnsafeArchiveError', 'ArchiveLimitError', 'safe_extract', 'fetch_embedded', 'fetch_night2day',
+           'fetch_ilsvrc', 'fetch_raise1k', 'fetch_task', 'chimle_fetch']
 
 # %% ../nbs/01a_fetch.ipynb #f002
 import csv
@@ -31,7 +31,7 @@ import yaml
 from fastcore.script import call_parse
 
 from .config import ConfigError, FetchConfig, FetchLimits, load_params, repo_path
-from .core import atomic_write_bytes, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
+from .core import IMAGE_SUFFIXES, atomic_write_bytes, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
 
 # %% ../nbs/01a_fetch.ipynb #c028
 EMBEDDED_PHOTOS = {  # name: (package, file inside its data folder, licence, credit)
@@ -359,8 +359,6 @@ def safe_extract(archive: str | Path | io.IOBase,   # a .tar(.gz|.bz2|.xz) or .z
         except tarfile.ReadError as e: raise FetchError(f"{archive}: not a readable tar or zip archive ({e})") from None
 
 # %% ../nbs/01a_fetch.ipynb #c043
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm"}
-
 def fetch_embedded(dest: Path, train: list[str], test: list[str]) -> dict:
     "Copy the embedded photos into `dest/{train,test}`; returns the manifest's source description."
     for split, names in (("train", train), ("test", test)):

@@ -249,7 +249,8 @@ def _select_codes(self: Trainer, r: int):
         seeds = [int(torch.randint(0, 2**62, (1,), generator=_gen(self.seed, 13, r, idx[p]))) for p in pos]
         res = search(self.model, to(batch["inputs"]), to(batch["targets"]), self.distance, self.search_cfg.method,
                      self.search_cfg.samples_per_level, memory_budget_mb=self.search_cfg.memory_budget_mb,
-                     image_seeds=seeds, cimle_samples=self.search_cfg.cimle_samples or None)
+                     image_seeds=seeds, cimle_samples=self.search_cfg.cimle_samples or None,
+                     bf16_rescore=self.search_cfg.bf16_rescore)
         flats.append(res.code.flat().cpu()); dists.append(res.level_distances)
         bar.update(len(pos))
     bar.close()

@@ -31,3 +31,13 @@ def test_exif_orientation_is_applied(tmp_path):
     x = read_image(tmp_path / "phone.jpg")
     assert x.shape == (3, 20, 10)  # shown upright: 10 wide, 20 high
     assert float(x[:, :5].mean()) > 0.9 and float(x[:, -5:].mean()) < 0.1  # the white band is now on top
+
+
+def test_max_pixels_can_raise_pillows_own_limit(tmp_path, monkeypatch):
+    "Pillow refuses images above its MAX_IMAGE_PIXELS; read_image's max_pixels is the limit that counts."
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)     # stands in for Pillow's 89 M pixels
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "big.png")  # 2,000 pixels: 2x Pillow's
+    assert read_image(tmp_path / "big.png", max_pixels=10_000).shape == (3, 40, 50)
+    with pytest.raises(ImageError, match=r"big\.png: .*2,000 pixels exceeds the limit of 1,500"):
+        read_image(tmp_path / "big.png", max_pixels=1_500)
+    assert Image.MAX_IMAGE_PIXELS == 1000                     # Pillow's own setting is handed back
