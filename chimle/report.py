@@ -7,7 +7,8 @@ __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS'
            'TASK_SPECIFIC_MODELS', 'PAPER_TABLE2', 'PAPER_ABLATION', 'ABLATION_ORDER', 'ABLATION_RUNS', 'COUNTS',
            'METRICS', 'EMBEDDED_NOTE', 'INERT', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label',
            'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
-           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'write_report']
+           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'training_curves',
+           'plot_training_curves', 'write_report']
 
 # %% ../nbs/10_report.ipynb #c002
 import json
@@ -484,6 +485,42 @@ def _header(df: pd.DataFrame, root: Path) -> list[str]:
     L += ["", f"Runs evaluated: {len(df)} ({', '.join(f'{t}-{m}' for t, m in zip(df.task, df.method)) or 'none'}).", ""]
     return L
 
+# %% ../nbs/10_report.ipynb #t901
+def training_curves(root: str | Path) -> pd.DataFrame:
+    "The logged training loss of every run under a profile's runs folder: (task, method, step, loss)."
+    frames = []
+    for f in sorted(Path(root).glob("train/*/dvclive/plots/metrics/train/loss.tsv")):
+        task, method = f.parents[4].name.split("-", 1)
+        frames.append(pd.read_csv(f, sep="\t").assign(task=task, method=method))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", "method", "step", "loss"])
+
+def plot_training_curves(curves: pd.DataFrame):
+    "One panel per task (the paper's order), each run's loss per step overlaid; a matplotlib figure."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    tasks = [t for t in TASK_ORDER if t in set(curves.task)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+    for ax, t in zip(axes[0], tasks):
+        sns.lineplot(data=curves[curves.task == t], x="step", y="loss", hue="method", ax=ax)
+        ax.set_title(TASK_NAMES.get(t, t))
+    fig.tight_layout()
+    return fig
+
+def _training_curves(root: Path, out_md: Path, figures_dir: Path | None) -> list[str]:
+    curves = training_curves(root)
+    if curves.empty: return ["No training logs yet.", ""]
+    fig = plot_training_curves(curves)
+    where = figures_dir or out_md.parent
+    where.mkdir(parents=True, exist_ok=True)
+    fig.savefig(where / "training-curves.png", dpi=90); fig.clf()
+    last = curves.sort_values("step").groupby(["task", "method"]).tail(1)
+    last = last.assign(order=last.task.map({t: i for i, t in enumerate(TASK_ORDER)})).sort_values(["order", "method"])
+    L = ["Loss per step (the sum over levels of the distance to each level's target), each task's runs overlaid:", "",
+         f"![training curves]({os.path.relpath(where / 'training-curves.png', out_md.parent)})", "",
+         "| task | run | steps | last logged loss |", "|---|---|---|---|"]
+    L += [f"| {TASK_NAMES.get(r.task, r.task)} | {r.method} | {int(r.step)} | {r.loss:.3f} |" for r in last.itertuples()]
+    return L + [""]
+
 # %% ../nbs/10_report.ipynb #c032
 def _samples(df: pd.DataFrame, out_md: Path, figures_dir: Path | None) -> list[str]:
     "One sample grid per evaluated run, linked from the markdown file."
@@ -526,6 +563,7 @@ def write_report(root: str | Path,                   # a profile's runs folder, 
     L += ["## What the global and spatial codes control (paper Fig. 9)", ""] + _code_effects(root, out_md, figures_dir, known_modes)
     L += ["## Mode forcing (paper appendix D)", ""]
     L += _mode_forcing(mf, out_md, figures_dir) if mf.is_file() else ["Not run yet.", ""]
+    L += ["## Training curves", ""] + _training_curves(root, out_md, figures_dir)
     L += ["## Samples", ""] + _samples(df, out_md, figures_dir)
     text = "\n".join(L).rstrip() + "\n"
     out_md.parent.mkdir(parents=True, exist_ok=True)
