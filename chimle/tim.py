@@ -158,7 +158,7 @@ WIRING = {t: spec.wiring for t, spec in TASK_SPECS.items()}  # task -> wiring, f
 
 @dataclass
 class LevelState:
-    "What levels < `level` hand to level `level`: features F, mapped codes w_1.., and the last output image."
+    "What levels < `level` hand to level `level`: features F, mapped codes w_1.., and the last level's raw output."
     level: int = 0
     features: torch.Tensor | None = None
     ws: list = field(default_factory=list)
@@ -249,7 +249,7 @@ class TIM(nn.Module):
             img = self._image_for(l, inputs, state)
             out, state = self.levels[l](img, code.spatials[l], code.globals_[l], state, self.cfg.feature_scale)
             rgb = self._decode(out, img)
-            state.image = rgb
+            state.image = out  # the raw head output: the next super-resolution level reads it, as the official code does
             outs.append(rgb)
         return outs, state
 
