@@ -8,7 +8,7 @@ __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS'
            'METRICS', 'EMBEDDED_NOTE', 'INERT', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label',
            'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
            'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'training_curves',
-           'plot_training_curves', 'write_report']
+           'plot_training_curves', 'stage_times', 'write_report']
 
 # %% ../nbs/10_report.ipynb #c002
 import json
@@ -521,6 +521,25 @@ def _training_curves(root: Path, out_md: Path, figures_dir: Path | None) -> list
     L += [f"| {TASK_NAMES.get(r.task, r.task)} | {r.method} | {int(r.step)} | {r.loss:.3f} |" for r in last.itertuples()]
     return L + [""]
 
+# %% ../nbs/10_report.ipynb #t911
+def stage_times(root: str | Path) -> pd.DataFrame:
+    "Wall time of every executed stage notebook under a profile's runs folder: (stage, run, seconds)."
+    rows = []
+    for f in sorted(Path(root).glob("logs/*.ipynb")):
+        seconds = json.loads(f.read_text()).get("metadata", {}).get("papermill", {}).get("duration")
+        if seconds is not None: rows.append({"stage": f.stem.split("-", 1)[0], "run": f.stem, "seconds": float(seconds)})
+    return pd.DataFrame(rows, columns=["stage", "run", "seconds"])
+
+def _stage_times(root: Path) -> list[str]:
+    t = stage_times(root)
+    if t.empty: return ["No executed stage notebooks (runs/<profile>/logs) to time yet.", ""]
+    per = t.groupby("stage", sort=False)["seconds"].agg(["count", "sum"])
+    total = per["sum"].sum()
+    L = [f"All stages: {total / 60:.1f} min of wall time, {per['sum'].get('train', 0) / total:.0%} of it training.", "",
+         "| stage | runs | minutes | share |", "|---|---|---|---|"]
+    L += [f"| {s} | {int(r['count'])} | {r['sum'] / 60:.1f} | {r['sum'] / total:.0%} |" for s, r in per.iterrows()]
+    return L + [""]
+
 # %% ../nbs/10_report.ipynb #c032
 def _samples(df: pd.DataFrame, out_md: Path, figures_dir: Path | None) -> list[str]:
     "One sample grid per evaluated run, linked from the markdown file."
@@ -564,6 +583,7 @@ def write_report(root: str | Path,                   # a profile's runs folder, 
     L += ["## Mode forcing (paper appendix D)", ""]
     L += _mode_forcing(mf, out_md, figures_dir) if mf.is_file() else ["Not run yet.", ""]
     L += ["## Training curves", ""] + _training_curves(root, out_md, figures_dir)
+    L += ["## Where the time goes", ""] + _stage_times(root)
     L += ["## Samples", ""] + _samples(df, out_md, figures_dir)
     text = "\n".join(L).rstrip() + "\n"
     out_md.parent.mkdir(parents=True, exist_ok=True)
