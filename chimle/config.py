@@ -8,7 +8,7 @@ __all__ = ['TASKS', 'METHODS', 'SOURCES', 'repo_root', 'repo_path', 'ConfigError
            'MetricsConfig', 'SampleEfficiencyConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
            'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'ModeForcingConfig', 'Params',
            'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params',
-           'load_config', 'run_config_from_yaml']
+           'load_config', 'run_config_from_yaml', 'profile_changes']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -490,3 +490,14 @@ def load_config(profile: str | None = None, path: str | Path | None = None) -> R
 def run_config_from_yaml(path: str | Path) -> RunConfig:
     "The `RunConfig` a run wrote beside its outputs, checked again."
     return from_dict(RunConfig, read_yaml(path))
+
+# %% ../nbs/00a_config.ipynb #g028b
+def _flat(d: dict, pre: str = "") -> dict:
+    return {k2: v2 for k, v in d.items() for k2, v2 in (_flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(pre + k, v)])}
+
+def profile_changes(profiles: dict, name: str) -> dict:
+    "Dotted key -> (this profile's value, its base's value) for every key profile `name` states over the one it extends."
+    block = dict(profiles[name]); base = block.pop("extends", None)
+    if base is None: return {}
+    full = _flat(expand_profiles(profiles)[base])
+    return {k: (v, full.get(k)) for k, v in _flat(block).items()}
