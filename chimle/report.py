@@ -134,7 +134,8 @@ def row_label(method: str, source: str, profile: str, feature_net: str, distance
     "A row label naming where the numbers come from, e.g. 'CHIMLE (ours, embedded, EfficientNet-Lite0, EfficientNet-Lite0)'."
     nets = _net(feature_net) if feature_net == distance else f"{_net(feature_net)}, {_net(distance)}"
     where = "paper" if source == "paper" else f"ours, {profile}"
-    return f"{METHOD_NAMES.get(method, method)} ({where}, {nets})"
+    name = "cIMLE search on TIM" if method == "cimle" and source != "paper" else METHOD_NAMES.get(method, method)
+    return f"{name} ({where}, {nets})"
 
 def _fmt(x, digits=2) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
@@ -314,7 +315,9 @@ EMBEDDED_NOTE = ("These are small CPU runs of the `embedded` profile: a few offl
                  "scikit-image and scikit-learn), tiny TIM generators trained briefly, and a synthetic night "
                  "rendering of day photos standing in for the night-to-day dataset. They test the method's "
                  "mechanics at small scale; they are not the paper's setting, and their numbers are not comparable "
-                 "with the paper's (different data, sizes and feature networks).")
+                 "with the paper's (different data, sizes and feature networks). Our cIMLE rows are cIMLE's search "
+                 "on the TIM generator (the paper's last ablation row, 'no IC, PE, CD'), not the original cIMLE "
+                 "network of the paper's Table 1.")
 
 def _link(img: Path, out_md: Path, figures_dir: Path | None, name: str) -> str:
     "Copy `img` into `figures_dir` (if given) as `name`; the path to link, relative to the markdown file."
