@@ -6,8 +6,8 @@
 __all__ = ['TASK_ORDER', 'TASK_NAMES', 'METHOD_NAMES', 'NET_NAMES', 'PAPER_NETS', 'GENERIC', 'PAPER_TABLE1',
            'TASK_SPECIFIC_MODELS', 'PAPER_TABLE2', 'PAPER_ABLATION', 'ABLATION_ORDER', 'ABLATION_RUNS', 'COUNTS',
            'METRICS', 'EMBEDDED_NOTE', 'INERT', 'paper_results', 'generic_key', 'normalise', 'collect', 'row_label',
-           'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts', 'demo_records',
-           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'training_curves',
+           'degenerate_metrics', 'table1', 'table2', 'ablation', 'to_markdown', 'compare', 'ablation_order', 'verdicts',
+           'demo_records', 'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'training_curves',
            'plot_training_curves', 'stage_times', 'write_report']
 
 # %% ../nbs/10_report.ipynb #c002
@@ -158,19 +158,38 @@ def _layout(rows: pd.DataFrame, cell, methods) -> pd.DataFrame:
     return table.fillna("-")
 
 # %% ../nbs/10_report.ipynb #r023
+METRICS = {"fid": ("FID", -1), "kid_x1e3": ("KID", -1), "fwv_x1e3": ("FwV", 1), "prd_f8": ("PRD F8", 1),
+           "prd_f1_8": ("PRD F1/8", 1), "ivo_mean": ("IvO", -1)}  # column -> (name, +1 higher is better / -1 lower)
+
+def degenerate_metrics(df: pd.DataFrame) -> set:
+    "(profile, task, metric column) where our CHIMLE and cIMLE runs all read 0.00: at that scale the metric says nothing."
+    out, ours = set(), (df[(df.source == "ours") & df.method.isin(["chimle", "cimle"])] if len(df) else df)
+    for (prof, t), g in (ours.groupby(["profile", "task"], sort=False) if len(ours) else []):
+        for col in METRICS:
+            v = g[col].dropna() if col in g else pd.Series(dtype=float)
+            if len(v) and (v.abs() < 0.005).all(): out.add((prof, t, col))
+    return out
+
+def _cell_format(df: pd.DataFrame):
+    deg = degenerate_metrics(df)
+    return lambda r, col: ("degenerate" if r.source == "ours" and (r.profile, r.task, col) in deg
+                           else _fmt(getattr(r, col)))
+
 def table1(df: pd.DataFrame, paper_methods=tuple(PAPER_TABLE1)) -> pd.DataFrame:
     "The layout of the paper's Table 1: cells 'FID / KID x1e3 / FwV x1e3', the paper's rows then ours."
     methods = list(dict.fromkeys([*paper_methods, "cimle", "chimle"]))
     rows = pd.concat([paper_results().query("method in @paper_methods"), _ours(df, ("cimle", "chimle"))])
+    f = _cell_format(df)
     def cell(r):
-        s = f"{_fmt(r.fid)} / {_fmt(r.kid_x1e3)}" + ("" if r.method == "task_specific" else f" / {_fmt(r.fwv_x1e3)}")
+        s = f"{f(r, 'fid')} / {f(r, 'kid_x1e3')}" + ("" if r.method == "task_specific" else f" / {f(r, 'fwv_x1e3')}")
         return f"{r.model} {s}" if isinstance(r.model, str) else s
     return _layout(rows.reindex(columns=paper_results().columns), cell, methods)
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     "The layout of the paper's Table 2: cells 'PRD F8 / PRD F1/8 / IvO x1e3 mean±std' for cIMLE and CHIMLE."
     rows = pd.concat([paper_results().query("method in ['cimle', 'chimle']"), _ours(df, ("cimle", "chimle"))])
-    cell = lambda r: f"{_fmt(r.prd_f8)} / {_fmt(r.prd_f1_8)} / {_fmt(r.ivo_mean)}±{_fmt(r.ivo_std)}"
+    f = _cell_format(df)
+    cell = lambda r: f"{f(r, 'prd_f8')} / {f(r, 'prd_f1_8')} / {_fmt(r.ivo_mean)}±{_fmt(r.ivo_std)}"
     return _layout(rows, cell, ("cimle", "chimle"))
 
 # %% ../nbs/10_report.ipynb #r025
@@ -207,9 +226,6 @@ def to_markdown(df: pd.DataFrame, digits: int = 2, index: bool = True) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
 
 # %% ../nbs/10_report.ipynb #c024
-METRICS = {"fid": ("FID", -1), "kid_x1e3": ("KID", -1), "fwv_x1e3": ("FwV", 1), "prd_f8": ("PRD F8", 1),
-           "prd_f1_8": ("PRD F1/8", 1), "ivo_mean": ("IvO", -1)}  # column -> (name, +1 higher is better / -1 lower)
-
 def compare(a: pd.Series, b: pd.Series) -> list[tuple]:
     "Per metric present in both rows: (name, a's value, b's value, whether a is strictly better)."
     out = []
@@ -235,9 +251,10 @@ def ablation_order(fids: dict) -> tuple[bool, str]:
 # %% ../nbs/10_report.ipynb #r033
 def verdicts(df: pd.DataFrame) -> list[str]:
     "Computed statements: CHIMLE against cIMLE per task and metric, counts, and the ablation order on sr and dc."
-    out, wins, total = [], 0, 0
+    out, wins, total, deg = [], 0, 0, degenerate_metrics(df)
     for prof, t, ch, ci in _pairs(df):
-        res = compare(ch, ci)
+        skip = {METRICS[c][0] for p, tt, c in deg if (p, tt) == (prof, t)}
+        res = [x for x in compare(ch, ci) if x[0] not in skip]
         better = [f"{n} ({x:.2f} vs {y:.2f})" for n, x, y, w in res if w]
         worse = [f"{n} ({x:.2f} vs {y:.2f})" for n, x, y, w in res if not w]
         same = all(ch.get(k) == ci.get(k) for k in ("n_inputs", "samples_per_input"))
@@ -246,6 +263,7 @@ def verdicts(df: pd.DataFrame) -> list[str]:
                  f"{ci.n_inputs:g} x {ci.samples_per_input:g} inputs x samples)")
         out.append(f"{TASK_NAMES[t]} ({prof}): CHIMLE better than cIMLE on {len(better)} of {len(res)} metrics"
                    + (f": {', '.join(better)}" if better else "") + (f"; not better on {', '.join(worse)}" if worse else "")
+                   + (f"; degenerate at this scale (every run 0.00, not counted): {', '.join(sorted(skip))}" if skip else "")
                    + f" [{evals}].")
         wins, total = wins + len(better), total + len(res)
     if total:
