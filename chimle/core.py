@@ -6,7 +6,7 @@
 __all__ = ['MAX_PIXELS', 'IMAGE_SUFFIXES', 'atomic_write_bytes', 'write_run_config', 'sha256_file', 'file_table',
            'write_manifest', 'Staging', 'seed_everything', 'get_device', 'ImageError', 'read_image', 'to_pil',
            'write_image', 'srgb_to_linear', 'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb', 'resize', 'pyramid',
-           'resize_short', 'image_grid', 'show_images']
+           'resize_short', 'image_grid', 'show_images', 'command_errors']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib
@@ -14,7 +14,9 @@ import io
 import os
 import random
 import shutil
+import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +262,20 @@ def show_images(rows: list[list[torch.Tensor]], titles: list[str] | None = None,
     if titles: ax.set_title("   |   ".join(titles), fontsize=9)
     plt.show()
     return fig
+
+# %% ../nbs/00_core.ipynb #k101
+@contextmanager
+def command_errors(name: str,                   # the command, as the user typed it
+                   debug: bool = False,         # re-raise instead (the full traceback)
+                   expected: tuple = (),        # errors whose message is the whole story
+                   failures: tuple = (),        # errors of a run that failed (exit 1) rather than of bad input (exit 2)
+                   interrupted: str = "interrupted"):  # what Ctrl-C prints
+    "Run a command's body: any error becomes one line on stderr and an exit code; `debug` keeps the traceback."
+    try: yield
+    except KeyboardInterrupt:
+        print(f"{name}: {interrupted}", file=sys.stderr); sys.exit(130)
+    except Exception as e:
+        if debug: raise
+        hint = "" if isinstance(e, expected) else " (--debug shows the traceback)"
+        print(f"{name}: {e}{hint}", file=sys.stderr)
+        sys.exit(1 if isinstance(e, failures) else 2)

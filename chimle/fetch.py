@@ -18,7 +18,6 @@ import posixpath
 import re
 import shutil
 import socket
-import sys
 import tarfile
 import time
 import urllib.error
@@ -31,7 +30,7 @@ import yaml
 from fastcore.script import call_parse
 
 from .config import ConfigError, FetchConfig, FetchLimits, load_params, repo_path
-from .core import IMAGE_SUFFIXES, atomic_write_bytes, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
+from .core import IMAGE_SUFFIXES, atomic_write_bytes, command_errors, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
 
 # %% ../nbs/01a_fetch.ipynb #c028
 EMBEDDED_PHOTOS = {  # name: (package, file inside its data folder, licence, credit)
@@ -476,10 +475,7 @@ def chimle_fetch(task: str = None,        # sr | col | dc | n2d (default: all of
                  refetch: bool = False,   # download again, discarding cached files and their recorded checksums
                  debug: bool = False):    # show the traceback of an error
     "Write the raw data of a task from its source (the pipeline's fetch stage)."
-    try:
+    with command_errors("chimle-fetch", debug, expected=(FetchError, ConfigError), failures=(FetchError,)):
         if dest and not task: raise ConfigError("--dest needs --task")
         for t in [task] if task else load_params(params).resolve(profile).tasks:
             print(f"wrote {fetch_task(t, profile, params, dest, refetch)}")
-    except (FetchError, ConfigError) as e:
-        if debug: raise
-        print(f"error: {e}", file=sys.stderr); sys.exit(1)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import from_dict, TIMConfig, to_dict
-from .core import get_device, image_grid, ImageError, read_image, resize, to_pil, write_image
+from .core import command_errors, get_device, image_grid, ImageError, read_image, resize, to_pil, write_image
 from .tasks import col_degrade
 from .metrics import tim_ivo
 from .tim import TIM, LatentCode, build_tim, vary_code
@@ -294,11 +294,6 @@ def chimle_sample(checkpoint: Param("model file or training checkpoint", str) = 
                   ivo_steps: Param("Adam steps per random start when searching for the closest output", int) = 300,
                   debug: Param("on an error, show the full traceback", store_true) = False):
     "Generate `n` samples for each input image with a trained chimle model."
-    try: code = sample_files(checkpoint, input, n, out, grid, gif, seed, device, max_side, reference, ivo_steps, debug)
-    except KeyboardInterrupt: print("chimle-sample: interrupted", file=sys.stderr); sys.exit(130)
-    except Exception as e:
-        if debug: raise
-        print(f"chimle-sample: {e}" + ("" if isinstance(e, (UsageError, ImageError)) else " (--debug shows the traceback)"),
-              file=sys.stderr)
-        sys.exit(2)
+    with command_errors("chimle-sample", debug, expected=(UsageError, ImageError)):
+        code = sample_files(checkpoint, input, n, out, grid, gif, seed, device, max_side, reference, ivo_steps, debug)
     if code: sys.exit(code)

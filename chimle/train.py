@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .config import ConfigError, RunConfig, SearchConfig, TrainConfig, load_config, repo_path, to_dict
-from .core import get_device, seed_everything, write_run_config
+from .core import command_errors, get_device, seed_everything, write_run_config
 from .data import PairedDataset
 from .distance import distance_from_config
 from .search import search
@@ -515,12 +515,8 @@ def chimle_train(task: Param("task to train", str, choices=["sr", "col", "dc", "
     import sys
     if task is None: print("chimle-train: --task is required (sr, col, dc or n2d; see --help)", file=sys.stderr); sys.exit(2)
     if rounds is not None and rounds < 1: print(f"chimle-train: --rounds must be at least 1, got {rounds}", file=sys.stderr); sys.exit(2)
-    try:
+    known = (ConfigError, CheckpointError, RunLockedError, NonFiniteLossError, FileNotFoundError, ValueError)
+    with command_errors("chimle-train", debug, expected=known, failures=(NonFiniteLossError,),
+                        interrupted="interrupted; rerun the same command to resume"):
         tr = train_task(task, method, load_config(profile), out, data_root, device, rounds, progress=not no_progress)
-    except KeyboardInterrupt: print("chimle-train: interrupted; rerun the same command to resume", file=sys.stderr); sys.exit(130)
-    except Exception as e:
-        if debug: raise
-        known = (ConfigError, CheckpointError, RunLockedError, NonFiniteLossError, FileNotFoundError, ValueError)
-        print(f"chimle-train: {e}" + ("" if isinstance(e, known) else " (--debug shows the traceback)"), file=sys.stderr)
-        sys.exit(1 if isinstance(e, NonFiniteLossError) else 2)
     if tr.rank == 0: print(f"trained {tr.global_step} steps ({tr.round} rounds) into {tr.out}")
