@@ -33,25 +33,33 @@ from .config import ConfigError, FetchConfig, FetchLimits, load_params, repo_pat
 from .core import IMAGE_SUFFIXES, atomic_write_bytes, command_errors, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
 
 # %% ../nbs/01a_fetch.ipynb #c028
-EMBEDDED_PHOTOS = {  # name: (package, file inside its data folder, licence, credit)
+EMBEDDED_PHOTOS = {  # name: (package, file inside its sample-data folder, licence, credit)
     "astronaut": ("skimage", "astronaut.png", "public domain", "NASA (Eileen Collins), via scikit-image"),
     "chelsea": ("skimage", "chelsea.png", "CC0", "Stefan van der Walt, via scikit-image"),
     "coffee": ("skimage", "coffee.png", "CC0", "Rachel Michetti, via scikit-image"),
     "rocket": ("skimage", "rocket.jpg", "public domain", "SpaceX (DSCOVR launch), via scikit-image"),
     "china": ("sklearn", "china.jpg", "CC-BY 2.0", "danielbuechele on Flickr, via scikit-learn"),
     "flower": ("sklearn", "flower.jpg", "CC-BY 2.0", "vultilion on Flickr, via scikit-learn"),
+    "hopper": ("matplotlib", "grace_hopper.jpg", "public domain", "U.S. Navy (Grace Hopper), via matplotlib"),
 }
+
+def _sample_folder(package: str) -> Path:
+    "The folder where `package` installs its sample images."
+    if package == "skimage":
+        import skimage.data as m
+        return Path(m.__file__).parent
+    if package == "sklearn":
+        import sklearn.datasets as m
+        return Path(m.__file__).parent / "images"
+    import matplotlib
+    return Path(matplotlib.get_data_path()) / "sample_data"
 
 def embedded_photo_path(name: str) -> Path:
     "Where an embedded photo is installed."
     if name not in EMBEDDED_PHOTOS:
         raise ConfigError(f"fetch.embedded: unknown photo {name!r}; embedded photos are {', '.join(EMBEDDED_PHOTOS)}")
-    pkg, fname, _, _ = EMBEDDED_PHOTOS[name]
-    if pkg == "skimage":
-        import skimage.data as m
-        return Path(m.__file__).parent / fname
-    import sklearn.datasets as m
-    return Path(m.__file__).parent / "images" / fname
+    package, file, _, _ = EMBEDDED_PHOTOS[name]
+    return _sample_folder(package) / file
 
 # %% ../nbs/01a_fetch.ipynb #f005
 DOWNLOAD_BYTES, DEADLINE_S = 8 << 30, 4 * 3600.0                    # download: size cap, wall-clock deadline

@@ -312,7 +312,7 @@ def test_night2day_fetch_and_prepare(server, tmp_path):
     cfg = load_params(params).resolve("embedded")
     out = prepare_task("n2d", cfg, raw, tmp_path / "prepared")
     pm = yaml.safe_load((out / "MANIFEST.yaml").read_text())
-    assert pm["counts"] == {"train": 6, "test": 1} and pm["proxy"] is False
+    assert pm["counts"] == {"train": 6, "test_in": 3, "test": 1} and pm["proxy"] is False
     night = np.asarray(Image.open(out / "test" / "input" / "1_000.png"), np.float32)
     day = np.asarray(Image.open(out / "test" / "target" / "1_000.png"), np.float32)
     assert night.mean() < 0.3 * day.mean()  # the left half (night) became the input
