@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['FEATURE_NETS', 'EffNetLite0Features', 'register_feature_nets', 'inception_weights', 'frechet_distance', 'ImageSet',
-           'fid_kid', 'distance_tag', 'fwv', 'lpips_diversity', 'prd_curve', 'prd_curve_from_features', 'max_f_beta',
-           'prd', 'image_features', 'ivo', 'evaluate', 'metric_label', 'tim_ivo', 'psnr', 'against_truth']
+           'fid_kid', 'distance_tag', 'fwv_terms', 'fwv', 'lpips_diversity', 'fwv_sigma_from_scale', 'prd_curve',
+           'prd_run_curves', 'prd_curve_from_features', 'max_f_beta', 'prd_summary', 'prd', 'prd_clusters_for_size',
+           'image_features', 'ivo', 'evaluate', 'metric_label', 'degenerate_keys', 'tim_ivo', 'psnr', 'against_truth']
 
 # %% ../nbs/06_metrics.ipynb #c002
 import hashlib
+import math
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -139,19 +141,26 @@ def distance_tag(distance) -> str:
     return "" if name == "lpips-vgg" else "_" + name.replace("-", "_").split(" ")[0]
 
 @torch.no_grad()
+def fwv_terms(samples,                # per input j, its samples: (J, I, 3, H, W) or a list of (I_j, 3, H, W)
+              targets: torch.Tensor,  # the observed images y_j, (J, 3, H, W)
+              distance: Callable,     # d(x, y) -> (N,)
+              sigma: float = 0.2      # kernel bandwidth (paper Table 1)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    "FwV's two factors for every sample of every input: weights exp(-d(y~_ij, y_j) / (2 sigma^2)) and spreads d(y~_ij, y_bar_j)."
+    groups = _per_input(samples)
+    if len(groups) != len(targets): raise ValueError(f"{len(groups)} inputs' samples but {len(targets)} targets")
+    if not sigma > 0: raise ValueError(f"FwV needs sigma > 0, got {sigma}")
+    w = [torch.exp(-_to_one(distance, s, y) / (2 * sigma ** 2)) for s, y in zip(groups, targets)]
+    return torch.cat(w), torch.cat([_to_one(distance, s, s.mean(0)) for s in groups])
+
 def fwv(samples,                          # per input j, its samples: (J, I, 3, H, W) or a list of (I_j, 3, H, W)
         targets: torch.Tensor,            # the observed images y_j, (J, 3, H, W)
         distance: Callable,               # d(x, y) -> (N,), e.g. a PerceptualDistance (the paper: LPIPS-VGG)
         sigma: float = 0.2,               # kernel bandwidth (paper Table 1)
         scale: float = 1e3) -> float:     # reported x1e3 in the paper
     "Faithfulness-weighted variance (paper Eq. 2), mean over inputs and samples, times `scale`."
-    groups = _per_input(samples)
-    if len(groups) != len(targets): raise ValueError(f"{len(groups)} inputs' samples but {len(targets)} targets")
-    terms = []
-    for s, y in zip(groups, targets):
-        w = torch.exp(-_to_one(distance, s, y) / (2 * sigma ** 2))
-        terms.append(w * _to_one(distance, s, s.mean(0)))
-    return scale * float(torch.cat(terms).mean())
+    w, spread = fwv_terms(samples, targets, distance, sigma)
+    return scale * float((w * spread).mean())
 
 @torch.no_grad()
 def lpips_diversity(samples, distance: Callable) -> float:
@@ -160,6 +169,15 @@ def lpips_diversity(samples, distance: Callable) -> float:
     if any(len(s) < 2 for s in groups): raise ValueError("the diversity score needs at least 2 samples per input")
     return float(torch.cat([distance(s[:-1], s[1:]) for s in groups]).mean())
 
+# %% ../nbs/06_metrics.ipynb #c047
+def fwv_sigma_from_scale(d_trivial) -> float:
+    "FwV's sigma for any distance: sqrt(m / 2), m the median distance of the trivial outputs to the truth (weight e^-1 at m)."
+    d = torch.as_tensor(d_trivial, dtype=torch.float64).detach().cpu().flatten()
+    m = float(np.median(d.numpy())) if len(d) else math.nan
+    if not (math.isfinite(m) and m > 0):
+        raise ValueError(f"no scale to derive FwV's sigma from: median trivial-output distance {m} (it must be > 0)")
+    return math.sqrt(m / 2)
+
 # %% ../nbs/06_metrics.ipynb #c025
 def prd_curve(eval_hist: np.ndarray, ref_hist: np.ndarray, num_angles: int = 1001, epsilon: float = 1e-10):
     "PRD curve (precision, recall) of two histograms over the same bins (Sajjadi et al. 2018, Eq. 3)."
@@ -167,9 +185,9 @@ def prd_curve(eval_hist: np.ndarray, ref_hist: np.ndarray, num_angles: int = 100
     precision = np.minimum(ref_hist[None] * slopes, eval_hist[None]).sum(1)
     return np.clip(precision, 0, 1), np.clip(precision / slopes[:, 0], 0, 1)
 
-def prd_curve_from_features(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int = 20,
-                            num_angles: int = 1001, num_runs: int = 10, seed: int = 0):
-    "PRD curve from embeddings: mini-batch k-means histograms, averaged over `num_runs` seeded clusterings."
+def prd_run_curves(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int = 20,
+                   num_angles: int = 1001, num_runs: int = 10, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    "One PRD curve (precision, recall) per seeded mini-batch k-means clustering of the union of both sets."
     from sklearn.cluster import MiniBatchKMeans
     eval_features, ref_features = np.asarray(eval_features, np.float64), np.asarray(ref_features, np.float64)
     if len(eval_features) != len(ref_features):
@@ -183,12 +201,32 @@ def prd_curve_from_features(eval_features: np.ndarray, ref_features: np.ndarray,
         labels = MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=seed + run).fit(data).labels_
         hist = lambda l: np.bincount(l, minlength=num_clusters) / len(l)
         curves.append(prd_curve(hist(labels[:n]), hist(labels[n:]), num_angles))
+    return curves
+
+def prd_curve_from_features(eval_features: np.ndarray, ref_features: np.ndarray, num_clusters: int = 20,
+                            num_angles: int = 1001, num_runs: int = 10, seed: int = 0):
+    "PRD curve from embeddings: mini-batch k-means histograms, averaged over `num_runs` seeded clusterings."
+    curves = prd_run_curves(eval_features, ref_features, num_clusters, num_angles, num_runs, seed)
     return np.mean([c[0] for c in curves], 0), np.mean([c[1] for c in curves], 0)
 
 def max_f_beta(precision: np.ndarray, recall: np.ndarray, beta: float = 8, epsilon: float = 1e-10):
     "(max F_beta, max F_1/beta) over a PRD curve: recall-weighted and precision-weighted summaries."
     f = lambda b: ((1 + b ** 2) * precision * recall / (b ** 2 * precision + recall + epsilon)).max()
     return float(f(beta)), float(f(1 / beta))
+
+def prd_summary(eval_features, ref_features,
+                num_clusters: int = 20,   # k-means clusters (Sajjadi et al.); at most the embeddings per set
+                num_angles: int = 1001,   # points on the PRD curve
+                num_runs: int = 10,       # clusterings averaged
+                beta: float = 8,          # F_beta and F_1/beta
+                seed: int = 0) -> dict:
+    "PRD's F_8 and F_1/8 on the averaged curve (the paper's), their mean and std over the clusterings, the clusters used."
+    curves = prd_run_curves(eval_features, ref_features, num_clusters, num_angles, num_runs, seed)
+    f8, f1_8 = max_f_beta(np.mean([c[0] for c in curves], 0), np.mean([c[1] for c in curves], 0), beta)
+    runs = np.array([max_f_beta(p, r, beta) for p, r in curves])  # (num_runs, 2)
+    return {"f8": f8, "f1_8": f1_8, "runs_f8_mean": float(runs[:, 0].mean()), "runs_f8_std": float(runs[:, 0].std()),
+            "runs_f1_8_mean": float(runs[:, 1].mean()), "runs_f1_8_std": float(runs[:, 1].std()),
+            "clusters": min(num_clusters, len(eval_features)), "runs": num_runs}
 
 def prd(eval_features, ref_features,
         num_clusters: int = 20,   # k-means clusters (Sajjadi et al.)
@@ -197,7 +235,15 @@ def prd(eval_features, ref_features,
         beta: float = 8,          # F_beta and F_1/beta
         seed: int = 0) -> tuple[float, float]:
     "PRD summary (F_8, F_1/8) of evaluated vs reference embeddings: (recall-weighted, precision-weighted)."
-    return max_f_beta(*prd_curve_from_features(eval_features, ref_features, num_clusters, num_angles, num_runs, seed), beta)
+    s = prd_summary(eval_features, ref_features, num_clusters, num_angles, num_runs, beta, seed)
+    return s["f8"], s["f1_8"]
+
+# %% ../nbs/06_metrics.ipynb #c051
+def prd_clusters_for_size(n: int,               # embeddings per set (PRD's two sets are equally large)
+                          per_cluster: int = 10,  # points of each set per cluster, on average
+                          most: int = 20) -> int: # the paper's count, reached at most * per_cluster embeddings
+    "PRD's k-means clusters for `n` embeddings per set: about `per_cluster` points of each set per cluster, 2 to `most`."
+    return max(2, min(most, n // per_cluster))
 
 # %% ../nbs/06_metrics.ipynb #c029
 def image_features(images: torch.Tensor, feature_net: str = "effnet-lite0", cache_name: str | None = None,
@@ -261,10 +307,11 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
              targets: torch.Tensor,                # the J observed images (J, 3, H, W) in [0, 1]
              distance: PerceptualDistance,         # for FwV and the diversity score (the paper's: lpips-vgg)
              feature_net: str = "effnet-lite0",    # FID/KID/PRD network: "inception-v3" (the paper's) or "effnet-lite0"
-             fwv_sigma: float = 0.2,               # FwV kernel bandwidth (paper Table 1)
+             fwv_sigma: float = 0.2,               # FwV kernel bandwidth (paper Table 1); 0: derived from `trivial`
+             trivial: torch.Tensor | None = None,  # the J trivial outputs (J, 3, H, W); needed when fwv_sigma is 0
              kid_subset_size: int = 1000,          # KID subset size (reduced to the set size when larger)
              kid_subsets: int = 100,               # KID subsets
-             prd_clusters: int = 20,               # PRD k-means clusters
+             prd_clusters: int = 20,               # PRD k-means clusters; 0: `prd_clusters_for_size`
              prd_angles: int = 1001,               # PRD curve points
              prd_runs: int = 10,                   # PRD clusterings averaged
              generate: Callable | None = None,     # IvO: (inputs, code) -> images; None skips IvO
@@ -279,16 +326,25 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
     groups = _per_input(samples_per_input)
     if len(groups) != len(targets) or len(inputs) != len(targets):
         raise ValueError(f"{len(groups)} inputs' samples, {len(inputs)} inputs and {len(targets)} targets must agree")
+    if fwv_sigma < 0 or prd_clusters < 0: raise ValueError(f"fwv_sigma and prd_clusters must be >= 0, got {fwv_sigma}, {prd_clusters}")
+    derived = fwv_sigma == 0
+    if derived:
+        if trivial is None: raise ValueError("fwv_sigma 0 derives sigma from the trivial outputs' distances: pass `trivial`")
+        fwv_sigma = fwv_sigma_from_scale(distance(trivial, targets))
     common = dict(feature_net=feature_net, cache_dir=cache_dir, device=device, download=download)
     out = {"n_inputs": len(targets), "samples_per_input": min(len(s) for s in groups)}
     out.update(fid_kid(torch.cat(groups), targets, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
                        reference_name=reference_name, **common))
     ref = image_features(targets, cache_name=reference_name, **common)
-    f8, f1_8 = prd(image_features(torch.stack([s[0] for s in groups]), **common), ref,
-                   num_clusters=prd_clusters, num_angles=prd_angles, num_runs=prd_runs, seed=seed)
+    p = prd_summary(image_features(torch.stack([s[0] for s in groups]), **common), ref,
+                    num_clusters=prd_clusters or prd_clusters_for_size(len(groups)), num_angles=prd_angles,
+                    num_runs=prd_runs, seed=seed)
+    w, spread = fwv_terms(groups, targets, distance, fwv_sigma)
     tag, dtag = _NET_TAG[feature_net], distance_tag(distance)
-    out.update({f"prd_f8{tag}": f8, f"prd_f1_8{tag}": f1_8,
-                f"fwv{dtag}_x1e3": fwv(groups, targets, distance, sigma=fwv_sigma),
+    out.update({f"prd_f8{tag}": p["f8"], f"prd_f1_8{tag}": p["f1_8"], "prd_clusters": p["clusters"], "prd_runs": p["runs"],
+                **{f"prd_runs_{f}{tag}_{s}": p[f"runs_{f}_{s}"] for f in ("f8", "f1_8") for s in ("mean", "std")},
+                f"fwv{dtag}_x1e3": 1e3 * float((w * spread).mean()), "fwv_sigma": fwv_sigma, "fwv_sigma_derived": derived,
+                "fwv_weight_min": float(w.min()), "fwv_weight_max": float(w.max()),
                 ("lpips_diversity" if dtag == "" else f"diversity{dtag}"): lpips_diversity(groups, distance)})
     if generate is not None:
         if sample_code is None: raise ValueError("IvO needs sample_code together with generate")
@@ -299,18 +355,35 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
 
 _LABELS = {"fid": "FID", "kid": "KID", "prd_f8": "PRD F8 (recall)", "prd_f1_8": "PRD F1/8 (precision)",
            "fwv": "FwV", "lpips_diversity": "LPIPS diversity", "diversity": "Diversity",
-           "ivo_mse": "IvO MSE", "n_inputs": "inputs", "samples_per_input": "samples per input"}
+           "ivo_mse": "IvO MSE", "n_inputs": "inputs", "samples_per_input": "samples per input",
+           "fwv_sigma": "FwV sigma", "fwv_sigma_derived": "FwV sigma derived from the trivial output",
+           "fwv_weight_min": "FwV weight (min)", "fwv_weight_max": "FwV weight (max)", "prd_clusters": "PRD clusters",
+           "prd_runs": "PRD clusterings", "prd_runs_f8": "PRD F8 per clustering", "prd_runs_f1_8": "PRD F1/8 per clustering"}
 _NAMES = {"effnet_lite0": "EfficientNet-Lite0", "lpips_alex": "LPIPS-Alex"}
 
 def metric_label(key: str) -> str:
     "A printable label for an `evaluate` key, e.g. 'fid_effnet_lite0' -> 'FID (EfficientNet-Lite0)'."
     rest, unit = key, ""
-    for suffix, u in (("_x1e3_mean", " x1e3 (mean)"), ("_x1e3_std", " x1e3 (std)"), ("_std_x1e3", " x1e3 (std)"), ("_x1e3", " x1e3")):
+    for suffix, u in (("_x1e3_mean", " x1e3 (mean)"), ("_x1e3_std", " x1e3 (std)"), ("_std_x1e3", " x1e3 (std)"), ("_x1e3", " x1e3"),
+                      ("_mean", " (mean)"), ("_std", " (std)")):
         if rest.endswith(suffix): rest, unit = rest[: -len(suffix)], u; break
     base = max((b for b in _LABELS if rest == b or rest.startswith(b + "_")), key=len, default=None)
     if base is None: return key
     net = rest[len(base) + 1:]
     return _LABELS[base] + unit + (f" ({_NAMES.get(net, net)})" if net else "")
+
+# %% ../nbs/06_metrics.ipynb #c055
+def degenerate_keys(metrics: dict,        # an `evaluate` record
+                    tol: float = 1e-6) -> list[str]:
+    "Keys of the metrics in `metrics` that cannot discriminate at this sample size (FwV weights all ~0 or ~1; PRD both 0 or 1)."
+    out = []
+    w_lo, w_hi = metrics.get("fwv_weight_min"), metrics.get("fwv_weight_max")
+    if w_lo is not None and (w_hi < tol or w_lo > 1 - tol):
+        out += [k for k in metrics if k.startswith("fwv") and k.endswith("_x1e3")]
+    prd_keys = [k for k in metrics if k.startswith(("prd_f8", "prd_f1_8"))]
+    vals = [metrics[k] for k in prd_keys]
+    if vals and (max(vals) <= tol or min(vals) >= 1 - tol): out += prd_keys
+    return out
 
 # %% ../nbs/06_metrics.ipynb #c041
 def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
