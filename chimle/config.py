@@ -6,9 +6,9 @@
 __all__ = ['TASKS', 'METHODS', 'SOURCES', 'repo_root', 'repo_path', 'ConfigError', 'read_yaml', 'dump_yaml', 'param', 'TIMConfig',
            'DistanceConfig', 'SearchConfig', 'TrainConfig', 'TaskData', 'JPEGData', 'NightData', 'DataConfig',
            'MetricsConfig', 'SampleEfficiencyConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
-           'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'ModeForcingConfig', 'Params',
-           'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params',
-           'load_config', 'run_config_from_yaml', 'profile_changes']
+           'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'run_name', 'ModeForcingConfig',
+           'Params', 'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict',
+           'load_params', 'load_config', 'run_config_from_yaml', 'profile_changes']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -93,6 +93,8 @@ class TIMConfig:
     feature_scale: float = param(lo=0.0)                    # weight of F_{l-1} in level l's input
     init_scale: float = param(lo=0.0)                       # Linear layers: kaiming init times this
     weight_norm: bool = param()                             # weight normalisation on every conv
+    input_skip: float = param(lo=0.0, hi=1.0)               # ours: > 0, each level outputs its input's trivial image
+                                                            # + this x tanh(head) (sr, dc, n2d); 0: the paper's TIM
 
 @dataclass
 class DistanceConfig:
@@ -128,6 +130,7 @@ class TrainConfig:
     log_every: int = param(lo=1)                            # steps between logged metrics
     amp: str = param(choices=("none", "bf16"))              # mixed precision: bf16 autocast
     channels_last: bool = param()                           # channels_last memory format
+    threads: int = param(lo=0)                              # CPU threads of a training process (0: torch's default)
 
 # %% ../nbs/00a_config.ipynb #g014
 @dataclass
@@ -141,6 +144,8 @@ class TaskData:
     test_crop: str = param(choices=("random", "grid", "center"))   # placement of test crops
     test_fraction: float = param(lo=0.0, hi=1.0)            # photos held out where the source has no split
     max_images: int = param(lo=0)                           # at most this many photos per split (0: all)
+    in_domain_fraction: float = param(lo=0.0, hi=0.9)       # ours: this fraction of each training photo's width (right side,
+                                                            # at least one crop) is held out as the in-domain test split
 
 @dataclass
 class JPEGData(TaskData):
@@ -179,10 +184,10 @@ class MetricsConfig:
     feature_net: str = param(choices=("inception-v3", "effnet-lite0"))  # FID/KID/PRD embedding; the paper's is inception-v3
     samples_per_input: int = param(lo=2)      # samples per test input (official test: 10)
     test_inputs: int = param(lo=0)            # test inputs evaluated (0: all)
-    fwv_sigma: float = param(gt=0.0)          # FwV kernel bandwidth (paper Table 1)
+    fwv_sigma: float = param(lo=0.0)          # FwV kernel bandwidth (paper Table 1); 0: derived from the distance's scale
     kid_subset_size: int = param(lo=2)        # reduced to the set size when larger (with a warning)
     kid_subsets: int = param(lo=1)            # KID subsets
-    prd_clusters: int = param(lo=2)           # PRD mini-batch k-means clusters
+    prd_clusters: int = param(lo=0)           # PRD mini-batch k-means clusters; 0: chosen for the sample size
     prd_angles: int = param(lo=3)             # PRD curve points
     prd_runs: int = param(lo=1)               # PRD clusterings averaged
     ivo_inputs: int = param(lo=1)             # test inputs IvO inverts (it optimises a whole code per input)
@@ -279,9 +284,14 @@ class FetchConfig:
 
 @dataclass
 class TrainRun:
-    "One training run of the pipeline: a task and a search method."
+    "One training run of the pipeline: a task, a search method and a seed (its folder: `run_name`)."
     task: str = param(choices=TASKS)
     method: str = param(choices=METHODS)
+    seed: int = param(lo=0, hi=2**32 - 1)                   # 0: the pipeline's `seed`; else this seed replaces it
+
+def run_name(task: str, method: str, seed: int = 0) -> str:
+    "A run's name and folder: <task>-<method>, with -s<seed> for a seed other than 0."
+    return f"{task}-{method}" + (f"-s{seed}" if seed else "")
 
 # %% ../nbs/00a_config.ipynb #g018
 @dataclass
@@ -353,6 +363,11 @@ class Params:
     fetch: FetchConfig = param()
     train_runs: dict[str, TrainRun] = param()             # stages train@<name>
     mode_forcing: ModeForcingConfig = param()             # appendix D (stage mode_forcing)
+
+    def __post_init__(self):
+        for name, run in self.train_runs.items():
+            want = run_name(run.task, run.method, run.seed)
+            _check(name == want, f"train_runs.{name} must be named {want!r} (its task, method and seed)")
 
     def resolve(self, profile: str | None = None) -> RunConfig:
         "The `RunConfig` of `profile` (default: the selected one)."

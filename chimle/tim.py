@@ -230,6 +230,17 @@ class TIM(nn.Module):
         if self.wiring == "sr": return inputs[0] if l == 0 else state.image
         return inputs[l]
 
+    def _skip(self, out, img, l):
+        "`input_skip` s > 0 (ours; 0 in the paper's TIM): the level outputs its input's trivial image plus s x tanh(head)."
+        s = self.cfg.input_skip
+        if s == 0 or self.wiring == "col": return out  # colourization's trivial output (grey) is already chroma 0
+        if self.wiring == "sr":
+            base = F.interpolate(img, scale_factor=2, mode="bicubic", align_corners=False)
+            if l == 0: base = 2 * base - 1  # the LR input is in [0, 1]; later levels read raw outputs in [-1, 1]
+        else:
+            base = 2 * img - 1
+        return (base + s * out).clamp(-1, 1)
+
     def _decode(self, out, img_l):
         if self.wiring != "col": return (out + 1) / 2
         L = img_l  # L/100 of this level's input
@@ -246,6 +257,7 @@ class TIM(nn.Module):
         for l in range(start, stop):
             img = self._image_for(l, inputs, state)
             out, state = self.levels[l](img, code.spatials[l], code.globals_[l], state, self.cfg.feature_scale)
+            out = self._skip(out, img, l)
             rgb = self._decode(out, img)
             state.image = out  # the raw head output: the next super-resolution level reads it, as the official code does
             outs.append(rgb)

@@ -31,7 +31,7 @@ from fastcore.basics import patch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .config import ConfigError, RunConfig, SearchConfig, TrainConfig, load_config, repo_path, to_dict
+from .config import ConfigError, RunConfig, SearchConfig, TrainConfig, load_config, repo_path, run_name, to_dict
 from .core import command_errors, get_device, seed_everything, write_run_config
 from .data import PairedDataset
 from .distance import distance_from_config
@@ -436,9 +436,9 @@ class PairDataset(Dataset):
     def __getitem__(self, i): return {"inputs": [x[i] for x in self.inputs], "targets": [y[i] for y in self.targets]}
 
 # %% ../nbs/05_train.ipynb #c033
-def run_dir(task: str, method: str, profile: str) -> Path:
-    "The run folder of a task and search method: runs/<profile>/train/<task>-<method>."
-    return repo_path("runs", profile, "train", f"{task}-{method}")
+def run_dir(task: str, method: str, profile: str, seed: int = 0) -> Path:
+    "The run folder of a task, search method and seed: runs/<profile>/train/<run_name>."
+    return repo_path("runs", profile, "train", run_name(task, method, seed))
 
 TRAINING_CODE = ("config", "core", "tasks", "data", "tim", "distance", "search", "train")  # what training imports
 
@@ -474,11 +474,13 @@ def train_task(task: str,                       # sr | col | dc | n2d
                data_root: str | Path | None = None,  # prepared pairs (default: data/prepared/<profile>/<task>)
                device=None,                     # default: the configuration's device
                rounds: int | None = None,       # stop after this many rounds (default: train.passes)
-               progress: bool = True) -> Trainer:
+               progress: bool = True,
+               seed: int = 0) -> Trainer:              # a run's own seed (0: the configuration's); names its folder
     "Train TIM on the prepared pairs of `task` with the configured search; returns the finished `Trainer`."
     cfg = cfg or load_config()
+    if seed: cfg = replace(cfg, seed=seed)
     if method: cfg = replace(cfg, search=replace(cfg.search, method=method))
-    out = Path(out) if out else run_dir(task, cfg.search.method, cfg.profile)
+    out = Path(out) if out else run_dir(task, cfg.search.method, cfg.profile, cfg.seed if seed else 0)
     dev = get_device(device or cfg.device)
     rank, world = init_distributed(dev)
     if world > 1 and dev.type == "cuda": dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -490,7 +492,10 @@ def train_task(task: str,                       # sr | col | dc | n2d
     distance = distance_from_config(cfg.distance, dev)
     tr = Trainer(model, data, distance, cfg.train, cfg.search, out, seed=cfg.seed, device=dev,
                  augment=cfg.data.augment, config=training_config(cfg, task, root), progress=progress)
-    return tr.fit(rounds)
+    threads = torch.get_num_threads()
+    if cfg.train.threads: torch.set_num_threads(cfg.train.threads)  # small convolutions: one thread can beat two
+    try: return tr.fit(rounds)
+    finally: torch.set_num_threads(threads)
 
 def read_log(out: str | Path) -> pd.DataFrame:
     "The training metrics dvclive logged in a run folder, one row per logged step."
