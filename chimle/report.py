@@ -623,23 +623,35 @@ def _link(img: Path, out_md: Path, figures_dir: Path | None, name: str) -> str:
     return Path(os.path.relpath(img.resolve(), out_md.resolve().parent)).as_posix()
 
 # %% ../nbs/10_report.ipynb #r054
+def _efficiency_view(v: dict, unit: str) -> list[str]:
+    at = v.get("distance_at_budget", {})
+    if not ("chimle" in at and "cimle" in at): return []
+    budgets = [b for b in at["chimle"] if b in at["cimle"]]
+    wins = sum(at["chimle"][b] < at["cimle"][b] for b in budgets)
+    lines = [f"CHIMLE's search reaches a lower mean distance than cIMLE's at {wins} of {len(budgets)} budgets."]
+    tab = pd.DataFrame({k: at[k] for k in ("cimle", "chimle")}).rename_axis(unit)
+    tab = tab.rename(columns={"cimle": "cIMLE distance", "chimle": "CHIMLE distance"})
+    if v.get("chimle_pools"): tab["CHIMLE pools per level"] = [str(v["chimle_pools"].get(str(b), "")) for b in tab.index]
+    return lines + ["", to_markdown(tab, digits=4)]
+
 def _sample_efficiency(se: Path) -> list[str]:
     m = json.loads((se / "metrics.json").read_text())
-    lines = [f"Task {TASK_NAMES.get(m.get('task'), m.get('task'))}, {m.get('model')}, distance {_net(m.get('distance'))}, "
+    lines = [f"Task {TASK_NAMES.get(m.get('task'), m.get('task'))}, " + (f"{m['model']}, " if m.get("model") else "") + f"distance {_net(m.get('distance'))}, "
              f"{m.get('images')} held-out images, {m.get('runs')} runs."]
-    at = m.get("distance_at_budget", {})
-    if "chimle" in at and "cimle" in at:
-        budgets = [b for b in at["chimle"] if b in at["cimle"]]
-        wins = sum(at["chimle"][b] < at["cimle"][b] for b in budgets)
-        lines.append(f"CHIMLE's search reaches a lower mean distance than cIMLE's at {wins} of {len(budgets)} candidate budgets.")
-        tab = pd.DataFrame({k: at[k] for k in ("cimle", "chimle")}).rename_axis("candidates")
-        lines += ["", to_markdown(tab.rename(columns={"cimle": "cIMLE distance", "chimle": "CHIMLE distance"}), digits=4)]
+    views = m.get("views")
+    if views:  # main view: equal compute (cIMLE's B candidates against CHIMLE pools of the same FLOPs), then equal counts
+        for key, title in (("equal_flops", "At equal compute (the main view)"), ("equal_candidates", "At equal candidate counts")):
+            if key in views:
+                lines += ["", f"**{title}.**", ""] + _efficiency_view(views[key], views[key].get("unit", "budget"))
+    else:
+        lines += _efficiency_view(m, "candidates")
     if (se / "needed.json").is_file():
         need = pd.DataFrame(json.loads((se / "needed.json").read_text()))
         if len(need) and {"method", "threshold", "mean"} <= set(need.columns):
+            unit = (views or {}).get("equal_flops", {}).get("unit", "candidates")
             tab = need.pivot(index="threshold", columns="method", values="mean").sort_index(ascending=False)
-            tab.columns = [f"{METHOD_NAMES.get(c, c)} candidates needed (mean)" for c in tab.columns]
-            lines += ["", "Candidates needed to reach each distance threshold (missing: not reached within the largest budget):",
+            tab.columns = [f"{METHOD_NAMES.get(c, c)} (mean)" for c in tab.columns]
+            lines += ["", f"The {unit} needed to reach each distance threshold (missing: not reached within the largest budget):",
                       "", to_markdown(tab.rename_axis("threshold"), digits=4)]
     return lines
 
