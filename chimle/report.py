@@ -608,7 +608,7 @@ def demo_records(root: str | Path,   # a profile's runs folder to fill, e.g. a t
 
 # %% ../nbs/10_report.ipynb #r050
 EMBEDDED_NOTE = ("These are small CPU runs of the `embedded` profile: a few offline photos (packaged with "
-                 "scikit-image and scikit-learn), tiny TIM generators trained briefly, and a synthetic night "
+                 "scikit-image, scikit-learn and matplotlib), tiny TIM generators trained briefly, and a synthetic night "
                  "rendering of day photos standing in for the night-to-day dataset. They test the method's "
                  "mechanics at small scale; they are not the paper's setting, and their numbers are not comparable "
                  "with the paper's (different data, sizes and feature networks). Our cIMLE rows are cIMLE's search "
