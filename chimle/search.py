@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['SquaredError', 'SearchResult', 'item_bytes', 'chunk_size', 'free_memory_mb', 'search', 'search_with_config',
-           'level_flops', 'equal_cost_samples', 'reference_search', 'sample_efficiency', 'candidates_needed']
+           'level_flops', 'equal_cost_samples', 'reference_search', 'candidates_needed']
 
 # %% ../nbs/04_search.ipynb #c002
 import math
@@ -282,20 +282,6 @@ def reference_search(model: TIM, inputs: list, targets: list, distance, samples_
     return SearchResult(LatentCode.cat(codes), level_d[:, -1].clone(), level_d, evals, "chimle")
 
 # %% ../nbs/04_search.ipynb #c033
-def sample_efficiency(model: TIM, inputs: list, targets: list, distance, budgets=(4, 8, 16, 32, 64, 128),
-                      runs: int = 10, seed: int = 0, memory_budget_mb: float = 512) -> list:
-    "Rows (method, run, budget, distance): mean over images of the distance reached with `budget` candidates."
-    L, rows = model.num_levels, []
-    for run in range(runs):
-        for k in budgets:
-            per_level = [max(1, k // L)] * L
-            for method in ("chimle", "cimle"):
-                seeds = [seed * 1_000_003 + run * 10_007 + i for i in range(inputs[0].shape[0])]
-                r = search(model, inputs, targets, distance, method, per_level, cimle_samples=k,
-                           memory_budget_mb=memory_budget_mb, image_seeds=seeds)
-                rows.append({"method": method, "run": run, "budget": k, "distance": float(r.distance.mean())})
-    return rows
-
 def candidates_needed(rows: list, thresholds) -> list:
     "Rows (method, run, threshold, candidates): budget at which the run's curve reaches each threshold (NaN if never)."
     import numpy as np
