@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: repro test lab bench export clean-nbs env
+.PHONY: repro test lab bench export clean-nbs env demo browser
 
 env: $(STAMP)
 
@@ -18,11 +18,28 @@ $(STAMP): settings.ini setup.py constraints.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# With params.yaml's run_baselines false (the default), the comparison methods' stages are left out: the report
+# then shows the evaluations of them that runs/<profile>/eval already holds.
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	@if $(BIN)/python -c "import sys, yaml; sys.exit(not yaml.safe_load(open('params.yaml'))['run_baselines'])"; then \
+	  $(BIN)/dvc repro; \
+	else \
+	  $(BIN)/dvc repro release sample_efficiency mode_forcing evaluate && $(BIN)/dvc repro --single-item report; \
+	fi
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests
+
+# The demo's browser tests (tests/test_demo.py) drive a headless Chromium. When it or its driver is missing and we
+# are root with apt-get (a container, CI), they are installed here; otherwise those tests are skipped, saying so.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing chromium and chromium-driver for the demo's browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+	      || echo "Could not install chromium and chromium-driver: the demo's browser tests will be skipped"; \
+	  else echo "No chromium or chromedriver here: the demo's browser tests will be skipped (apt-get install chromium chromium-driver)"; fi; \
+	fi
 
 # JupyterLab on this machine only (127.0.0.1); LAB_PORT=... to change the port. As root (a container), Jupyter
 # refuses to start without --allow-root. The address with its login token is printed once the server is up.
@@ -30,6 +47,13 @@ LAB_PORT ?= 8888
 lab: $(STAMP)
 	@echo "JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab (open the address with ?token=... that Jupyter prints below)"
 	$(BIN)/jupyter lab nbs --ip 127.0.0.1 --port $(LAB_PORT) --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The demo page (chimle-demo: the released models) on this machine only (127.0.0.1); DEMO_PORT=... to change the
+# port. Ctrl-C stops it.
+DEMO_PORT ?= 7860
+demo: $(STAMP)
+	@echo "Demo: http://127.0.0.1:$(DEMO_PORT) (Ctrl-C stops it)"
+	$(BIN)/chimle-demo --port $(DEMO_PORT)
 
 bench: $(STAMP)
 	$(BIN)/python -m chimle.bench

@@ -22,6 +22,7 @@ setuptools.setup(
     keywords=cfg["keywords"],
     packages=setuptools.find_packages(include=["chimle", "chimle.*"]),
     include_package_data=True,
+    package_data={"chimle": ["examples/*.md", "examples/*/*.png", "examples/*/*.jpg"]},  # the demo's bundled examples
     python_requires=">=" + cfg["min_python"],
     install_requires=_list("requirements"),
     extras_require={"dev": _list("dev_requirements")},
