@@ -299,7 +299,8 @@ def table1(df: pd.DataFrame, paper_methods=tuple(PAPER_TABLE1)) -> pd.DataFrame:
     gives those two for each task's trivial output, and a model that does not beat it reads FAILS."""
     groups, f = seed_groups(df), _cell_format(df)
     truth = _has_truth(groups)
-    methods = list(dict.fromkeys([*paper_methods, *OUR_BASELINES, *(["trivial"] if truth else []), "cimle", "chimle"]))
+    others = [m for m in paper_methods if m not in ("cimle", "chimle")]
+    methods = list(dict.fromkeys([*others, *OUR_BASELINES, "cimle", "chimle", *(["trivial"] if truth else [])]))
     rows = _rows(paper_results().query("method in @paper_methods"), _ours(groups, (*OUR_BASELINES, "cimle", "chimle")),
                  _trivial_rows(groups))
     def cell(r):
@@ -579,12 +580,12 @@ def baseline_verdicts(df: pd.DataFrame) -> list[str]:
     return out
 
 def compute_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method (rows) and task (columns): 'training PFLOPs (steps) / GFLOPs per output (generator evaluations)', from the
+    """Per method (rows) and task (columns): 'training TFLOPs (steps) / GFLOPs per output (generator evaluations)', from the
     records' `compute` (seed means). CHIMLE's and cIMLE's training FLOPs include every round's search."""
     groups = seed_groups(df)
     have = groups[groups.train_flops.notna()] if len(groups) and "train_flops" in groups else groups.iloc[:0]
     methods = [m for m in (*OUR_BASELINES, "cimle", "chimle", "no_ic", "no_ic_pe") if m in set(have.method)]
-    cell = lambda r: (f"{r.train_flops / 1e15:.3g} ({int(r.train_steps)}) / {r.sample_flops / 1e9:.3g} "
+    cell = lambda r: (f"{r.train_flops / 1e12:.3g} ({int(r.train_steps)}) / {r.sample_flops / 1e9:.3g} "
                       f"({int(r.sample_evaluations)})")
     return _layout(_ours(have, methods), cell, methods)
 
@@ -976,7 +977,7 @@ def _baselines_section(df: pd.DataFrame) -> list[str]:
          "each output costs its sampling steps in network evaluations. All are trained on the same pairs and scored by the "
          "same evaluation as CHIMLE.", "", BASELINE_RULE, ""] + [f"- {s}" for s in baseline_verdicts(df)] + [""]
     ct = compute_table(df)
-    if len(ct): L += ["Training compute in PFLOPs (optimisation steps) / one output in GFLOPs (generator evaluations), as "
+    if len(ct): L += ["Training compute in TFLOPs (optimisation steps) / one output in GFLOPs (generator evaluations), as "
                       "torch's FLOP counter counts convolutions and matrix products; CHIMLE's and cIMLE's training includes "
                       "every round's code search:", "", to_markdown(ct), ""]
     return L
