@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 from .config import load_config, repo_path
 from .core import get_device, seed_everything
+from .parallel import cpu_workers, split_backward
 from .search import SquaredError, reference_search, search
 from .tim import TIM, build_tim, count_flops, dummy_inputs
 from .train import PairDataset, Trainer
@@ -92,19 +93,21 @@ def _pair(model, n, base, device, gen):
 
 # %% ../nbs/09_bench.ipynb #c010
 def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_budget_mb: float = 2048,
-                 repeat: int = 5, **overrides) -> dict:
-    "Candidate evaluations/s of `search` (chimle) and of `reference_search` on the same model and draws, interleaved."
+                 repeat: int = 5, workers: int | None = None, **overrides) -> dict:
+    "Candidate evaluations/s of `search` (chimle; `workers` CPU workers, default one per thread) and of `reference_search`."
     device = get_device(device); model = bench_model(device=device, **overrides)
+    workers = (workers or torch.get_num_threads()) if device.type == "cpu" else 1
     base = model.cfg.base_size
     xs, ys = _pair(model, n_images, base, device, torch.Generator().manual_seed(0))
     d, n_cand = SquaredError(), n_images * sum(pools)
-    ours = lambda: search(model, xs, ys, d, "chimle", list(pools), memory_budget_mb=memory_budget_mb, image_seeds=range(n_images))
+    def ours():
+        with cpu_workers(workers): return search(model, xs, ys, d, "chimle", list(pools), memory_budget_mb=memory_budget_mb, image_seeds=range(n_images))
     ref = lambda: reference_search(model, xs, ys, d, list(pools), image_seeds=range(n_images))
     same = torch.equal(ours().code.flat(), ref().code.flat())
     p = pairs(ours, ref, repeat, warmup=0, device=device)
     mem = peak_memory(ours, device)
     return {"candidates": n_cand, "ours_evals_per_s": n_cand / p["a_s"], "reference_evals_per_s": n_cand / p["b_s"],
-            "speedup": p["ratio"], "pair_ratios": p["pair_ratios"], "same_selection": same, "search_peak_bytes": mem}
+            "speedup": p["ratio"], "pair_ratios": p["pair_ratios"], "same_selection": same, "search_peak_bytes": mem, "workers": workers}
 
 # %% ../nbs/09_bench.ipynb #c012
 def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: int = 5, profile: str | None = None,
@@ -223,9 +226,10 @@ def official_tim(model: TIM, code_dir: str | Path):
     import importlib, sys
     cfg = model.cfg
     if model.task == "col": raise ValueError("official_tim: colourization wires its last level differently; use sr, dc or n2d")
-    if cfg.mapping_depth != 7 or len(set(cfg.rrdbs_per_level)) != 1 or cfg.residual_scale != 0.2 or not cfg.weight_norm:
-        raise ValueError("official_tim needs tim.mapping_depth 7, equal tim.rrdbs_per_level, tim.residual_scale 0.2 "
-                         "and tim.weight_norm (the authors' TIM fixes them)")
+    if (cfg.mapping_depth != 7 or len(set(cfg.rrdbs_per_level)) != 1 or cfg.residual_scale != 0.2 or not cfg.weight_norm
+            or cfg.input_skip != 0):
+        raise ValueError("official_tim needs tim.mapping_depth 7, equal tim.rrdbs_per_level, tim.residual_scale 0.2, "
+                         "tim.weight_norm and tim.input_skip 0 (the authors' TIM fixes them)")
     code_dir = str(Path(code_dir).resolve())
     if not (Path(code_dir) / "models/modules/architecture.py").exists():
         raise FileNotFoundError(f"CHIMLE_OFFICIAL_CODE={code_dir} has no models/modules/architecture.py (point it at the authors' code/ folder)")
@@ -262,11 +266,23 @@ def _step_fn(model, opt, xs, code, ys):
         loss.backward(); opt.step()
     return step
 
+def _split_step_fn(model, opt, xs, code, ys, workers):
+    "The same step as `_step_fn`, its batch split across `workers` CPU workers (as `Trainer` does with train.workers)."
+    n = xs[0].shape[0]
+    def part(lo, hi):
+        loss = sum(F.mse_loss(o, y[lo:hi]) for o, y in zip(model([x[lo:hi] for x in xs], code[lo:hi]), ys))
+        return (loss * ((hi - lo) / n))[None]
+    def step():
+        opt.zero_grad(set_to_none=True)
+        split_backward(part, n, model.parameters(), workers=workers); opt.step()
+    return step
+
 def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), batch_forward: int = 20,
-                      batch_train: int = 4, n_pairs: int = 5, device="cpu", **overrides) -> dict:
-    "Ours against the authors' TIM with the same weights: forward, training step, and search (their loop's structure)."
+                      batch_train: int = 4, n_pairs: int = 5, device="cpu", workers: int | None = None, **overrides) -> dict:
+    "Ours (in `workers` CPU workers, default one per thread) against the authors' TIM with the same weights: forward, training step, search."
     device = get_device(device)
-    model = bench_model(device=device, **{"mapping_depth": 7, **overrides})
+    workers = (workers or torch.get_num_threads()) if device.type == "cpu" else 1
+    model = bench_model(device=device, **{"mapping_depth": 7, "input_skip": 0.0, **overrides})  # the authors' TIM
     theirs = official_tim(model, code_dir).eval(); adapter = OfficialAdapter(theirs, model)
     base, gen, d = model.cfg.base_size, torch.Generator().manual_seed(0), SquaredError()
     xs, ys = _pair(model, max(batch_forward, n_images), base, device, gen)
@@ -274,22 +290,29 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
     fx = [x[:batch_forward] for x in xs]
     with torch.no_grad(): diff = max(float((a - b).abs().max()) for a, b in zip(model(fx, code), adapter(fx, code)))
     diff_grad = max(float((a - b).detach().abs().max()) for a, b in zip(model([x[:2] for x in fx], code[:2]), adapter([x[:2] for x in fx], code[:2])))
-    out = {"model": {**BENCH_TIM, "mapping_depth": 7, **overrides}, "max_output_difference": diff,
-           "max_output_difference_with_grad": diff_grad, "conditions": run_conditions()}
-    def ours_fwd():
-        with torch.no_grad(), parametrize.cached(): model(fx, code)
+    with torch.no_grad(), cpu_workers(workers):
+        diff_split = max(float((a - b).abs().max()) for a, b in zip(model(fx, code), adapter(fx, code)))
+    out = {"model": {**BENCH_TIM, "mapping_depth": 7, "input_skip": 0.0, **overrides}, "max_output_difference": diff,
+           "max_output_difference_with_grad": diff_grad, "max_output_difference_split": diff_split,
+           "conditions": {**run_conditions(), "workers": workers}}
+    def ours_fwd(w):
+        def f():
+            with torch.no_grad(), parametrize.cached(), cpu_workers(w): model(fx, code)
+        return f
     def their_fwd():
         with torch.no_grad(): adapter(fx, code)
-    out["forward"] = pairs(ours_fwd, their_fwd, n_pairs, device=device)
+    out["forward"] = pairs(ours_fwd(workers), their_fwd, n_pairs, device=device)
+    out["forward_one_worker"] = pairs(ours_fwd(1), their_fwd, n_pairs, device=device)  # what the split adds
     sx, sy = [x[:n_images] for x in xs], [y[:n_images] for y in ys]
-    run_ours = lambda: search(model, sx, sy, d, "chimle", list(pools), image_seeds=range(n_images))
+    def run_ours():
+        with cpu_workers(workers): return search(model, sx, sy, d, "chimle", list(pools), image_seeds=range(n_images))
     run_theirs = lambda: reference_search(adapter, sx, sy, d, list(pools), image_seeds=range(n_images))
     out["same_selection"] = torch.equal(run_ours().code.flat(), run_theirs().code.flat())
     out["search"] = pairs(run_ours, run_theirs, n_pairs, device=device)
     tx, ty = [x[:batch_train] for x in xs], [y[:batch_train] for y in ys]
     tcode = model.sample_code(batch_train, base, gen, device)
     model.train(); theirs.train()
-    ours_step = _step_fn(model, torch.optim.Adam(model.parameters(), 1e-4), tx, tcode, ty)
+    ours_step = _split_step_fn(model, torch.optim.Adam(model.parameters(), 1e-4), tx, tcode, ty, workers)
     their_step = _step_fn(adapter, torch.optim.Adam(theirs.parameters(), 1e-4), tx, tcode, ty)
     out["train_step"] = pairs(ours_step, their_step, n_pairs, device=device)
     def their_step_anomaly():  # their optimize_parameters turns on anomaly detection before every step

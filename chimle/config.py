@@ -133,6 +133,8 @@ class TrainConfig:
     amp: str = param(choices=("none", "bf16"))              # mixed precision: bf16 autocast
     channels_last: bool = param()                           # channels_last memory format
     threads: int = param(lo=0)                              # CPU threads of a training process (0: torch's default)
+    workers: int = param(lo=1)                              # CPU workers (one thread each) splitting the search's candidates
+                                                            # and batches of >= 2 per worker (chimle.parallel; 1: none)
 
 # %% ../nbs/00a_config.ipynb #g014
 @dataclass

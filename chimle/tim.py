@@ -18,6 +18,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from .config import ConfigError, load_config, TIMConfig
 from .core import lab_to_rgb
+from .parallel import run_split
 from .tasks import input_sizes, task_spec
 
 # %% ../nbs/02_tim.ipynb #c005
@@ -167,6 +168,13 @@ class LevelState:
     def repeat(self, m: int): return self._map(lambda t: t.repeat_interleave(m, 0))
     def __getitem__(self, idx): return self._map(lambda t: t[idx])
     def detach(self): return self._map(lambda t: t.detach())
+    @staticmethod
+    def cat(states: list) -> "LevelState":
+        "States of consecutive batch slices joined along the batch (one state passes through)."
+        if len(states) == 1: return states[0]
+        s0, cat = states[0], lambda ts: None if ts[0] is None else torch.cat(ts)
+        return LevelState(s0.level, cat([s.features for s in states]), [torch.cat(w) for w in zip(*[s.ws for s in states])],
+                          cat([s.image for s in states]))
 
 class TIMLevel(nn.Module):
     "One level of the tower: input conv, style block, up block and output head, plus its mapping network."
@@ -250,6 +258,14 @@ class TIM(nn.Module):
     def run(self, inputs: list, code: LatentCode, start: int = 0, stop: int | None = None,
             state: LevelState | None = None) -> tuple:
         "Run levels [start, stop) from `state` (levels < start already run); returns (images, state)."
+        if torch.is_grad_enabled(): return self._run(inputs, code, start, stop, state)
+        def part(lo, hi):  # without gradients the batch splits across the CPU workers (chimle.parallel)
+            return self._run([x[lo:hi] for x in inputs], code[lo:hi], start, stop, None if state is None else state[lo:hi])
+        parts = run_split(part, inputs[0].shape[0], inputs[0].device)
+        if len(parts) == 1: return parts[0]
+        return [torch.cat(o) for o in zip(*[p[0] for p in parts])], LevelState.cat([p[1] for p in parts])
+
+    def _run(self, inputs, code, start, stop, state):
         stop = self.num_levels if stop is None else stop
         state = state or LevelState()
         if state.level != start: raise ValueError(f"state is after level {state.level}, cannot start at level {start}")

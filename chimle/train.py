@@ -35,6 +35,7 @@ from .config import ConfigError, RunConfig, SearchConfig, TrainConfig, load_conf
 from .core import command_errors, get_device, seed_everything, write_run_config
 from .data import PairedDataset
 from .distance import distance_from_config
+from .parallel import cpu_workers, split_backward
 from .search import search
 from .tim import TIM, LatentCode, build_tim
 
@@ -295,14 +296,19 @@ def _train_step(self: Trainer, r: int, t: int) -> tuple:
     mf = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
     xs = [x.to(self.device).contiguous(memory_format=mf) for x in batch["inputs"]]
     ys = [y.to(self.device) for y in batch["targets"]]
-    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
-        outs = self.net(xs, code)
-        loss, per = loss_fn(outs, ys, self.distance, self.cfg.intermediate_supervision)
-    self.opt.zero_grad(set_to_none=True)
-    loss.backward()
+    n = len(pos)
+    def part(lo, hi):  # items lo..hi-1: its loss and per-level losses, weighted by its share of the batch
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"):
+            outs = self.net([x[lo:hi] for x in xs], code[lo:hi])
+            loss, per = loss_fn(outs, [y[lo:hi] for y in ys], self.distance, self.cfg.intermediate_supervision)
+        v = torch.stack([loss.float()] + [p.float() for p in per])
+        return v if hi - lo == n else v * ((hi - lo) / n)
+    self.opt.zero_grad(set_to_none=True)  # a batch of >= 2 per CPU worker splits across them (chimle.parallel)
+    v = split_backward(part, n, self.model.parameters(), self.device, workers=1 if self.world > 1 else None)
+    loss, per = v[0], list(v[1:])
     grads = [p.grad for p in self.model.parameters() if p.grad is not None]
     finite = torch.stack([g.isfinite().all() for g in grads]).all() if grads else torch.ones((), dtype=torch.bool)
-    stats = torch.stack([loss.detach().float()] + [p.float() for p in per] + [finite.float().to(loss.device)])
+    stats = torch.stack([loss, *per, finite.float().to(loss.device)])
     if self.world > 1: dist.all_reduce(stats); stats /= self.world
     stats = stats.cpu()
     if stats[-1] == 1: self.opt.step()
@@ -378,6 +384,11 @@ def _open_log(self: Trainer, resumed: bool):
 @patch
 def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, resume: bool = True) -> "Trainer":
     "Train for `rounds` rounds (default: train.passes over the data), resuming from a checkpoint when present."
+    with cpu_workers(self.cfg.workers if self.device.type == "cpu" and self.world == 1 else 1):  # train.workers
+        return self._fit(rounds, max_steps, resume)
+
+@patch
+def _fit(self: Trainer, rounds, max_steps, resume):
     lock = lock_run_dir(self.out) if self.rank == 0 else None
     self.live = None
     try:
