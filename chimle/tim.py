@@ -18,7 +18,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from .config import ConfigError, load_config, TIMConfig
 from .core import lab_to_rgb
-from .parallel import run_split
+from .parallel import get_workers, run_split
 from .tasks import input_sizes, task_spec
 
 # %% ../nbs/02_tim.ipynb #c005
@@ -258,7 +258,7 @@ class TIM(nn.Module):
     def run(self, inputs: list, code: LatentCode, start: int = 0, stop: int | None = None,
             state: LevelState | None = None) -> tuple:
         "Run levels [start, stop) from `state` (levels < start already run); returns (images, state)."
-        if torch.is_grad_enabled(): return self._run(inputs, code, start, stop, state)
+        if torch.is_grad_enabled() or get_workers() == 1: return self._run(inputs, code, start, stop, state)
         def part(lo, hi):  # without gradients the batch splits across the CPU workers (chimle.parallel)
             return self._run([x[lo:hi] for x in inputs], code[lo:hi], start, stop, None if state is None else state[lo:hi])
         parts = run_split(part, inputs[0].shape[0], inputs[0].device)
