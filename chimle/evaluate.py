@@ -21,6 +21,7 @@ from .core import atomic_write_bytes, get_device, write_image, write_run_config
 from .data import PairedDataset
 from .distance import build_distance, distance_from_config
 from .core import resize
+from .parallel import cpu_workers
 from .metrics import against_truth, degenerate_keys, evaluate, metric_label, psnr, tim_ivo
 from .tasks import task_spec, trivial_output
 from .sample import code_grid, load_model, sample, sample_grid
@@ -106,8 +107,12 @@ def evaluate_task(task: str, method: str, cfg: RunConfig | None = None, checkpoi
     "Evaluate the trained run of `task` and `method`; writes metrics.json (the record), headline.json, samples.png and (TIM) codes.png to `out`."
     cfg = cfg or load_config()
     if seed: cfg = replace(cfg, seed=seed)
-    mc, name = cfg.metrics, run_name(task, method, seed)
     dev = get_device(device or cfg.device)
+    with cpu_workers(cfg.train.workers if dev.type == "cpu" else 1):  # the training's CPU workers: same samples, sooner
+        return _evaluate(task, method, cfg, checkpoint, data_root, out, dev, seed)
+
+def _evaluate(task, method, cfg, checkpoint, data_root, out, dev, seed) -> dict:
+    mc, name = cfg.metrics, run_name(task, method, seed)
     checkpoint = Path(checkpoint) if checkpoint else run_dir(task, method, cfg.profile, seed) / "checkpoint.pt"
     out = Path(out) if out else repo_path("runs", cfg.profile, "eval", name)
     root = Path(data_root) if data_root else repo_path("data", "prepared", cfg.profile, task)

@@ -69,12 +69,26 @@ def test_colliding_names_get_distinct_outputs(models, tmp_path, monkeypatch, cap
     (["--max_side", 8], "--max_side 8 is below this model's minimum of 16 px per side"),
     (["--device", "bogus"], "--device 'bogus'"),
     (["--ivo_steps", -1], "--ivo_steps must be at least 1"),
+    (["--workers", -1], "--workers must be 0 (one per CPU thread) or more, got -1"),
 ])
 def test_bad_options_name_themselves(models, tmp_path, monkeypatch, capsys, args, expected):
     _photo(tmp_path / "a.png", 32, 32)
     code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", tmp_path / "a.png", "--out", tmp_path / "o", *args)
     assert code == 2 and expected in err and "Traceback" not in err, err
     assert not (tmp_path / "o" / "a_000.png").exists()
+
+
+@pytest.mark.parametrize("task", ["sr", "col"])
+def test_workers_draw_the_same_samples(models, tmp_path, monkeypatch, capsys, task):
+    "Two CPU workers split each batch of samples; the files are byte for byte those of one worker."
+    _photo(tmp_path / "a.png", 32, 48)
+    for w in (1, 2):
+        code, out, err = cli(monkeypatch, capsys, "--checkpoint", models[task], "--input", tmp_path / "a.png", "--n", 6,
+                             "--workers", w, "--out", tmp_path / f"w{w}")
+        assert code == 0, err
+    one, two = (sorted((tmp_path / f"w{w}").iterdir()) for w in (1, 2))
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 6
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
 
 
 def test_bad_out_and_mismatched_model(models, tmp_path, monkeypatch, capsys):
