@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
@@ -92,22 +93,33 @@ def _pair(model, n, base, device, gen):
     return xs, ys
 
 # %% ../nbs/09_bench.ipynb #c010
-def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_budget_mb: float = 2048,
-                 repeat: int = 5, workers: int | None = None, **overrides) -> dict:
+def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_budget_mb: float | None = 2048,
+                 repeat: int = 5, workers: int | None = None, profile: str | None = None, bf16_rescore: int = 0,
+                 reference: bool = True, **overrides) -> dict:
     "Candidate evaluations/s of `search` (chimle; `workers` CPU workers, default one per thread) and of `reference_search`."
-    device = get_device(device); model = bench_model(device=device, **overrides)
+    device = get_device(device)
+    if profile: seed_everything(0); model = build_tim("dc", profile, **overrides).to(device).eval()  # a profile's full TIM
+    else: model = bench_model(device=device, **overrides)
     workers = (workers or torch.get_num_threads()) if device.type == "cpu" else 1
     base = model.cfg.base_size
     xs, ys = _pair(model, n_images, base, device, torch.Generator().manual_seed(0))
     d, n_cand = SquaredError(), n_images * sum(pools)
     def ours():
-        with cpu_workers(workers): return search(model, xs, ys, d, "chimle", list(pools), memory_budget_mb=memory_budget_mb, image_seeds=range(n_images))
+        with cpu_workers(workers):
+            return search(model, xs, ys, d, "chimle", list(pools), memory_budget_mb=memory_budget_mb,
+                          image_seeds=range(n_images), bf16_rescore=bf16_rescore)
     ref = lambda: reference_search(model, xs, ys, d, list(pools), image_seeds=range(n_images))
-    same = torch.equal(ours().code.flat(), ref().code.flat())
-    p = pairs(ours, ref, repeat, warmup=0, device=device)
-    mem = peak_memory(ours, device)
-    return {"candidates": n_cand, "ours_evals_per_s": n_cand / p["a_s"], "reference_evals_per_s": n_cand / p["b_s"],
-            "speedup": p["ratio"], "pair_ratios": p["pair_ratios"], "same_selection": same, "search_peak_bytes": mem, "workers": workers}
+    out = {"candidates": n_cand, "output_px": base * 2 ** (model.num_levels - 1), "workers": workers,
+           "bf16_rescore": bf16_rescore, "memory_budget_mb": memory_budget_mb}
+    if reference:
+        same = torch.equal(ours().code.flat(), ref().code.flat())
+        p = pairs(ours, ref, repeat, warmup=0, device=device)
+        out |= {"ours_evals_per_s": n_cand / p["a_s"], "reference_evals_per_s": n_cand / p["b_s"],
+                "speedup": p["ratio"], "pair_ratios": p["pair_ratios"], "same_selection": same}
+    else: out["ours_evals_per_s"] = n_cand / timeit(ours, repeat, 1, device)
+    out["search_peak_bytes"] = peak_memory(ours, device)
+    return out
+
 
 # %% ../nbs/09_bench.ipynb #c012
 def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: int = 5, profile: str | None = None,
@@ -159,10 +171,13 @@ def bench_generator(task="dc", device="cpu", batch_forward: int = 20, repeat: in
     out["train_step_peak_bytes"] = peak_memory(fwd_bwd(dtypes[0]), device)
     flops = sum(count_flops(model, base))
     out["forward_flops_per_sample"] = flops
+    with FlopCounterMode(display=False) as fc: fwd_bwd(dtypes[0])()
+    out["forward_backward_flops"] = fc.get_total_flops()  # batch 1: the forward and its backward, as torch counts them
     if device.type == "cuda":
         peak = 989e12 if torch.cuda.get_device_capability()[0] >= 9 else 312e12  # dense bf16 peak (H100/H200; A100)
         for dt in dtypes:
             out[f"mfu_forward_{dt}"] = flops * batch_forward / out[f"ours_forward_{dt}_s"] / peak
+            out[f"mfu_forward_backward_{dt}"] = out["forward_backward_flops"] / out[f"forward_backward_{dt}_s"] / peak
     return out
 
 # %% ../nbs/09_bench.ipynb #c014
@@ -362,6 +377,15 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
         res[f"generator_{profile}"] = bench_generator(device=dev, profile=profile, batch_forward=20 if dev.type == "cuda" else 1,
                                                       repeat=3 if dev.type == "cuda" else 1,
                                                       dtypes=("fp32", "bf16") if dev.type == "cuda" else ("fp32",))
+    if profile and run("search"):
+        if dev.type == "cuda" or quick:  # the profile's full search: hours on a CPU
+            pools, n_img = (load_config(profile).search.samples_per_level, 4) if not quick else ((3, 3, 2, 2), 2)
+            print(f"search at the {profile} profile ...")
+            res[f"search_{profile}"] = {
+                "fp32": bench_search(n_img, pools, dev, memory_budget_mb=6144, repeat=3, profile=profile, **kw),
+                "bf16_rescore_3": bench_search(n_img, pools, dev, memory_budget_mb=6144, repeat=3, profile=profile,
+                                               bf16_rescore=3, reference=False, **kw)}
+        else: print(f"search at the {profile} profile skipped: it needs a GPU (or --quick)")
     if run("scaling"):
         print("scaling ..."); res["scaling"] = bench_scaling(device=dev, sizes=(32, 64, 128) if quick else (32, 64, 128, 256), **kw)
         c, s = res["scaling"]["candidates"], res["scaling"]["size"]
