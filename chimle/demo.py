@@ -29,6 +29,7 @@ from .config import TASKS, load_config, repo_path
 from .core import ImageError, command_errors, get_device, lab_to_rgb, read_image, resize_short, rgb_to_lab, to_pil, write_image
 from .data import crop_boxes
 from .fetch import EMBEDDED_PHOTOS, embedded_photo_path
+from .parallel import cpu_workers
 from .sample import SHOWN, UsageError, closest_sample, code_grid, interpolate, load_model, prepare_input, sample_batches, sample_grid
 from .tasks import crop_side, make_input, task_spec
 from .tim import LatentCode
@@ -334,15 +335,17 @@ def chimle_demo(checkpoints: Param("model files or training checkpoints (default
                                    str, nargs="*", opt=False) = None,
                 port: Param("port on 127.0.0.1", int) = 7860,
                 device: Param("cpu, cuda, cuda:N or auto", str) = "auto",
+                workers: Param("CPU workers, each drawing part of every batch of samples (0: one per torch thread)", int) = 0,
                 debug: Param("on an error, show the full traceback", store_true) = False):
     "Serve the demo page on http://127.0.0.1:<port> until interrupted."
     with command_errors("chimle-demo", debug, expected=(UsageError, ValueError, OSError), interrupted="stopped"):
         try: dev = get_device(device)
         except (RuntimeError, ValueError) as e:
             raise UsageError(f"--device {device!r}: {str(e).splitlines()[0]} (use auto, cpu, cuda or cuda:N)") from None
+        if workers < 0: raise UsageError(f"--workers must be 0 (one per CPU thread) or more, got {workers}")
         demo = Demo.from_files(checkpoints or released_models(), dev)
         page = demo_page(demo)
         try: serve(page, port, quiet=True, prevent_thread_lock=True)
         except OSError as e: raise UsageError(f"--port {port}: {str(e).split('. ')[0]}") from None
         print(f"chimle-demo: {len(demo.models)} models on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
-        page.block_thread()
+        with cpu_workers(1 if dev.type != "cpu" else workers or torch.get_num_threads()): page.block_thread()
