@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 
 from .config import load_config, repo_path
 from .core import get_device, seed_everything
-from .parallel import cpu_workers, split_backward
+from .parallel import cpu_workers, split_backward, workers_for
 from .search import SquaredError, reference_search, search
 from .tim import TIM, build_tim, count_flops, dummy_inputs
 from .train import PairDataset, Trainer
@@ -100,7 +100,7 @@ def bench_search(n_images: int = 4, pools=(20, 20, 10, 5), device="cpu", memory_
     device = get_device(device)
     if profile: seed_everything(0); model = build_tim("dc", profile, **overrides).to(device).eval()  # a profile's full TIM
     else: model = bench_model(device=device, **overrides)
-    workers = (workers or torch.get_num_threads()) if device.type == "cpu" else 1
+    workers = workers_for(device, workers)
     base = model.cfg.base_size
     xs, ys = _pair(model, n_images, base, device, torch.Generator().manual_seed(0))
     d, n_cand = SquaredError(), n_images * sum(pools)
@@ -296,7 +296,7 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
                       batch_train: int = 4, n_pairs: int = 5, device="cpu", workers: int | None = None, **overrides) -> dict:
     "Ours (in `workers` CPU workers, default one per thread) against the authors' TIM with the same weights: forward, training step, search."
     device = get_device(device)
-    workers = (workers or torch.get_num_threads()) if device.type == "cpu" else 1
+    workers = workers_for(device, workers)
     model = bench_model(device=device, **{"mapping_depth": 7, "input_skip": 0.0, **overrides})  # the authors' TIM
     theirs = official_tim(model, code_dir).eval(); adapter = OfficialAdapter(theirs, model)
     base, gen, d = model.cfg.base_size, torch.Generator().manual_seed(0), SquaredError()

@@ -29,7 +29,7 @@ from .config import TASKS, load_config, repo_path
 from .core import ImageError, command_errors, get_device, lab_to_rgb, read_image, resize_short, rgb_to_lab, to_pil, write_image
 from .data import crop_boxes
 from .fetch import EMBEDDED_PHOTOS, embedded_photo_path
-from .parallel import cpu_workers
+from .parallel import cpu_workers, workers_for
 from .sample import SHOWN, UsageError, closest_sample, code_grid, interpolate, load_model, prepare_input, sample_batches, sample_grid
 from .tasks import crop_side, make_input, task_spec
 from .tim import LatentCode
@@ -348,4 +348,4 @@ def chimle_demo(checkpoints: Param("model files or training checkpoints (default
         try: serve(page, port, quiet=True, prevent_thread_lock=True)
         except OSError as e: raise UsageError(f"--port {port}: {str(e).split('. ')[0]}") from None
         print(f"chimle-demo: {len(demo.models)} models on http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
-        with cpu_workers(1 if dev.type != "cpu" else workers or torch.get_num_threads()): page.block_thread()
+        with cpu_workers(workers_for(dev, workers)): page.block_thread()

@@ -62,7 +62,7 @@ def _draw(model, data, n: int, k: int, seed: int, dev) -> tuple[dict, list, torc
 
 def _flops(fn) -> int:
     "FLOPs of what `fn()` runs, as torch's FlopCounterMode counts them (convolutions and matrix products)."
-    with cpu_workers(1), FlopCounterMode(display=False) as fc: fn()  # one worker: the counter sees only its own thread
+    with FlopCounterMode(display=False) as fc: fn()  # split work runs whole under the counter (chimle.parallel)
     return int(fc.get_total_flops())
 
 def tim_compute(model, cfg: RunConfig, method: str, train_data, dev) -> dict:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .config import dump_yaml, from_dict, TIMConfig, to_dict
 from .core import atomic_write_bytes, command_errors, get_device, image_grid, ImageError, read_image, resize, sha256_file, to_pil, write_image
-from .parallel import cpu_workers
+from .parallel import cpu_workers, workers_for
 from .tasks import col_degrade
 from .metrics import tim_ivo
 from .tim import TIM, LatentCode, build_tim, vary_code
@@ -297,8 +297,7 @@ def sample_files(checkpoint: str, input: str, n: int = 16, out: str = "samples",
     for p, why in skipped: print(f"skipped {p}: {why}", file=sys.stderr)
     if not files: raise UsageError(f"--input {input}: no files in the folder")
     failed, written = [], 0
-    workers = 1 if dev.type != "cpu" else workers or torch.get_num_threads()
-    with cpu_workers(workers):  # each batch's samples split across the workers: the same images, sooner
+    with cpu_workers(workers_for(dev, workers)):  # each batch's samples split across the workers: the same images, sooner
         for f in tqdm(files, desc="inputs", disable=len(files) < 2):
             if stems[f] != f.stem: print(f"{f.name} -> {stems[f]}_* (another input has the same name)")
             try: written += _sample_one(model, f, stems[f], outdir, n, grid, gif, seed, max_side, ref,
