@@ -451,7 +451,7 @@ def run_dir(task: str, method: str, profile: str, seed: int = 0) -> Path:
     "The run folder of a task, search method and seed: runs/<profile>/train/<run_name>."
     return repo_path("runs", profile, "train", run_name(task, method, seed))
 
-TRAINING_CODE = ("config", "core", "tasks", "data", "tim", "distance", "search", "train")  # what training imports
+TRAINING_CODE = ("config", "core", "tasks", "data", "parallel", "tim", "distance", "search", "train")  # what training imports
 
 def _syntax(src: str) -> str:
     "A module's syntax tree with docstrings blanked: comments and docstrings do not change what runs."
