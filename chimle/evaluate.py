@@ -21,7 +21,7 @@ from .core import atomic_write_bytes, get_device, write_image, write_run_config
 from .data import PairedDataset
 from .distance import build_distance, distance_from_config
 from .core import resize
-from .parallel import cpu_workers
+from .parallel import cpu_workers, workers_for
 from .metrics import against_truth, degenerate_keys, evaluate, metric_label, psnr, tim_ivo
 from .tasks import task_spec, trivial_output
 from .sample import code_grid, load_model, sample, sample_grid
@@ -108,7 +108,7 @@ def evaluate_task(task: str, method: str, cfg: RunConfig | None = None, checkpoi
     cfg = cfg or load_config()
     if seed: cfg = replace(cfg, seed=seed)
     dev = get_device(device or cfg.device)
-    with cpu_workers(cfg.train.workers if dev.type == "cpu" else 1):  # the training's CPU workers: same samples, sooner
+    with cpu_workers(workers_for(dev, cfg.train.workers)):  # the training's CPU workers: same samples, sooner
         return _evaluate(task, method, cfg, checkpoint, data_root, out, dev, seed)
 
 def _evaluate(task, method, cfg, checkpoint, data_root, out, dev, seed) -> dict:
