@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: repro test lab bench export clean-nbs env demo browser
+.PHONY: repro test lab bench export clean-nbs env demo browser docs
 
 env: $(STAMP)
 
@@ -54,6 +54,15 @@ DEMO_PORT ?= 7860
 demo: $(STAMP)
 	@echo "Demo: http://127.0.0.1:$(DEMO_PORT) (Ctrl-C stops it)"
 	$(BIN)/chimle-demo --port $(DEMO_PORT)
+
+# The documentation site in _site/ (mkdocs.yml): one page per notebook of nbs/ with the outputs it was committed with
+# (nothing is run) and the API of the module it exports, the README and the results report. Offline: every asset
+# comes from the installed packages. The docs packages are in the `dev` extra (and a `docs` extra of their own).
+DOCS_PORT ?= 8000
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --clean
+	@echo "The site is in $(abspath _site) (start page: _site/index.html). To view it:"
+	@echo "  $(BIN)/python -m http.server -d _site -b 127.0.0.1 $(DOCS_PORT)   then open http://127.0.0.1:$(DOCS_PORT)/"
 
 bench: $(STAMP)
 	$(BIN)/python -m chimle.bench

@@ -25,7 +25,7 @@ setuptools.setup(
     package_data={"chimle": ["examples/*.md", "examples/*/*.png", "examples/*/*.jpg"]},  # the demo's bundled examples
     python_requires=">=" + cfg["min_python"],
     install_requires=_list("requirements"),
-    extras_require={"dev": _list("dev_requirements")},
+    extras_require={"dev": _list("dev_requirements") + _list("docs_requirements"), "docs": _list("docs_requirements")},
     entry_points={"console_scripts": console, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )
