@@ -5,14 +5,17 @@
 # %% auto #0
 __all__ = ['EMBEDDED_PHOTOS', 'DOWNLOAD_BYTES', 'DEADLINE_S', 'EXTRACT_BYTES', 'EXTRACT_MEMBERS', 'EXTRACT_RATIO',
            'embedded_photo_path', 'FetchError', 'ChecksumError', 'content_problem', 'load_download_manifest',
-           'download', 'UnsafeArchiveError', 'ArchiveLimitError', 'safe_extract', 'fetch_embedded', 'fetch_night2day',
-           'fetch_ilsvrc', 'fetch_raise1k', 'fetch_task', 'chimle_fetch']
+           'download', 'UnsafeArchiveError', 'ArchiveLimitError', 'ArchiveReadError', 'ArchiveMemberError',
+           'safe_extract', 'fetch_embedded', 'fetch_night2day', 'fetch_ilsvrc', 'fetch_raise1k', 'fetch_task',
+           'chimle_fetch']
 
 # %% ../nbs/01a_fetch.ipynb #f002
 import csv
 import datetime
+import errno
 import http.client
 import io
+import lzma
 import os
 import posixpath
 import re
@@ -24,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -245,6 +249,14 @@ class UnsafeArchiveError(ValueError):
 class ArchiveLimitError(UnsafeArchiveError):
     "An archive that would write more bytes or members, or expand more, than the caps allow."
 
+class ArchiveReadError(FetchError):
+    "An archive whose data cannot be read: truncated or corrupt (a download cut short, a damaged copy)."
+    def __init__(self, what: str, todo: str = "replace the file with a good copy"):
+        super().__init__(f"{what}; {todo}"); self.what = what
+
+class ArchiveMemberError(FetchError):
+    "An archive member that cannot be written as it stands: it clashes with another, or its path is too long."
+
 _RATIO_FLOOR = 1 << 20  # an archive that writes less than 1 MiB is never refused for its compression ratio
 
 class _Budget:
@@ -288,17 +300,53 @@ def _check_link(rel: PurePosixPath, target: str, archive, name: str):
         raise UnsafeArchiveError(f"{archive}: link {name!r} -> {target!r} points outside the destination")
 
 # %% ../nbs/01a_fetch.ipynb #f018
+_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, tarfile.TarError, zipfile.BadZipFile)  # a damaged archive's
+_CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
+_DEPTH = 256  # folders in a member's path: deeper trees break recursive tools (shutil.rmtree) and help no dataset
+
+def _show(name: str) -> str:
+    "A member's name for a message: quoted, shortened when very long."
+    return repr(name) if len(name) <= 120 else f"{name[:60]!r}...{name[-40:]!r} ({len(name):,} characters)"
+
+def _unreadable(archive, e: Exception, name: str | None = None) -> ArchiveReadError:
+    at = f"member {_show(name)}: " if name else ""
+    return ArchiveReadError(f"{archive}: {at}truncated or corrupt ({type(e).__name__}: {e}); nothing was extracted")
+
+def _unwritable(archive, name: str, e: OSError) -> ArchiveMemberError:
+    why = ("it clashes with another member of the same name (a file and a folder)" if isinstance(e, _CLASHES) else
+           "its name or path is too long for this file system" if e.errno == errno.ENAMETOOLONG else e.strerror or str(e))
+    return ArchiveMemberError(f"{archive}: cannot extract member {_show(name)}: {why}; nothing was extracted")
+
+def _folder(tmp: Path, rel: PurePosixPath, archive, name: str) -> Path:
+    "Create the folder `tmp/rel` one level at a time (no recursion), refusing a path deeper than `_DEPTH`."
+    if len(rel.parts) > _DEPTH:
+        raise ArchiveMemberError(f"{archive}: cannot extract member {_show(name)}: it nests {len(rel.parts)} folders deep, "
+                                 f"more than {_DEPTH}; nothing was extracted")
+    d = tmp
+    for part in rel.parts:
+        d = d / part
+        try: d.mkdir()
+        except FileExistsError:
+            if not d.is_dir(): raise _unwritable(archive, name, FileExistsError(errno.EEXIST, "a file")) from None
+        except OSError as e: raise _unwritable(archive, name, e) from None
+    return d
+
 def _write_member(tmp: Path, rel: PurePosixPath, src, archive, name: str, size: int, budget: _Budget):
     budget.reserve(size)
-    out = tmp / rel
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not _inside(tmp, out.parent): raise UnsafeArchiveError(f"{archive}: member {name!r} would be written outside the destination")
-    with open(out, "wb") as f:
-        n = 0
-        while b := src.read(1 << 20):
-            n += len(b)
-            if n > size: raise ArchiveLimitError(f"{archive}: member {name!r} holds more than the {size} bytes it declares")
-            f.write(b)
+    parent = _folder(tmp, rel.parent, archive, name)
+    if not _inside(tmp, parent): raise UnsafeArchiveError(f"{archive}: member {name!r} would be written outside the destination")
+    n = 0
+    try:
+        with open(parent / rel.name, "wb") as f:
+            while True:
+                try: b = src.read(1 << 20)
+                except _READ_ERRORS as e: raise _unreadable(archive, e, name) from None
+                if not b: break
+                n += len(b)
+                if n > size: raise ArchiveLimitError(f"{archive}: member {name!r} holds more than the {size} bytes it declares")
+                f.write(b)
+    except OSError as e: raise _unwritable(archive, name, e) from None
+    if n < size: raise _unreadable(archive, EOFError(f"{n} bytes where its header declares {size} bytes"), name)
 
 def _extract_tar(tf: tarfile.TarFile, tmp: Path, archive, select, budget: _Budget) -> list[str]:
     done, links = {}, []  # original member path -> extracted path; links to resolve at the end
@@ -310,11 +358,12 @@ def _extract_tar(tf: tarfile.TarFile, tmp: Path, archive, select, budget: _Budge
         new = select(rel) if select else rel
         if new is None or str(new) in ("", "."): continue
         new = _safe_rel(str(new), archive)
-        if m.isdir(): (tmp / new).mkdir(parents=True, exist_ok=True)
+        if m.isdir(): _folder(tmp, new, archive, m.name)
         elif m.isfile(): _write_member(tmp, new, tf.extractfile(m), archive, m.name, m.size, budget); done[str(rel)] = new
         elif m.issym() or m.islnk():
             target = posixpath.normpath(m.linkname if m.islnk() else posixpath.join(str(rel.parent), m.linkname))
             links.append((target, new, m.name))
+    while tf.fileobj.read(1 << 20): pass  # read to the end: a gzip, bzip2 or xz stream's checksum is checked there
     for target, new, name in links:  # links inside the archive become copies of their targets (no links are made)
         if target in done:
             src = tmp / done[target]
@@ -357,13 +406,17 @@ def safe_extract(archive: str | Path | io.IOBase,   # a .tar(.gz|.bz2|.xz) or .z
     name = archive if isinstance(archive, (str, Path)) else getattr(archive, "name", archive)  # (a Path's .name drops the folder)
     budget = _Budget(name, _archive_size(archive), max_bytes, max_members, max_ratio)
     with Staging(dest) as tmp:
-        if not isinstance(archive, (str, Path)):
-            with tarfile.open(fileobj=archive, mode="r|*") as tf: return _extract_tar(tf, tmp, name, select, budget)
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf: return _extract_zip(zf, tmp, name, select, budget)
         try:
-            with tarfile.open(archive, mode="r:*") as tf: return _extract_tar(tf, tmp, name, select, budget)
-        except tarfile.ReadError as e: raise FetchError(f"{archive}: not a readable tar or zip archive ({e})") from None
+            if not isinstance(archive, (str, Path)):
+                with tarfile.open(fileobj=archive, mode="r|*") as tf: return _extract_tar(tf, tmp, name, select, budget)
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf: return _extract_zip(zf, tmp, name, select, budget)
+            try: tf = tarfile.open(archive, mode="r:*")
+            except tarfile.ReadError as e:
+                raise ArchiveReadError(f"{archive}: not a readable tar or zip archive ({e}): truncated or corrupt, or "
+                                       "another kind of file") from None
+            with tf: return _extract_tar(tf, tmp, name, select, budget)
+        except _READ_ERRORS as e: raise _unreadable(name, e) from None
 
 # %% ../nbs/01a_fetch.ipynb #c043
 def fetch_embedded(dest: Path, train: list[str], test: list[str]) -> dict:
@@ -375,6 +428,14 @@ def fetch_embedded(dest: Path, train: list[str], test: list[str]) -> dict:
             shutil.copyfile(src, dest / split / f"{n}{src.suffix}")
     return {"source": "embedded", "photos": {n: {"licence": EMBEDDED_PHOTOS[n][2], "credit": EMBEDDED_PHOTOS[n][3],
                                                  "split": "train" if n in train else "test"} for n in train + test}}
+
+def _bad_download(e: ArchiveReadError, url: str, path: Path, folder: Path, sha256: str, key: str, task: str) -> ArchiveReadError:
+    "The error of a download that cannot be read; unless params.yaml gives its checksum, it and its recorded checksum go."
+    if sha256: return ArchiveReadError(e.what, f"its SHA-256 matches {key} in params.yaml, so downloading it again would bring "
+                                               f"the same file: check that checksum, or place a good copy at {path}")
+    path.unlink(missing_ok=True); _forget(folder, url)
+    return ArchiveReadError(e.what, f"the download (a transfer cut short?) was deleted with its recorded checksum: run the stage "
+                                    f"again (`python -m chimle.fetch --task {task}`) to download it afresh, or place a good copy at {path}")
 
 def fetch_night2day(dest: Path, fc: FetchConfig, limits: FetchLimits | None = None, refetch: bool = False) -> dict:
     "Download and safely extract the night2day pairs into `dest/{train,val,test}`."
@@ -388,7 +449,8 @@ def fetch_night2day(dest: Path, fc: FetchConfig, limits: FetchLimits | None = No
         parts = rel.parts[1:] if rel.parts and rel.parts[0] == "night2day" else rel.parts
         ok = len(parts) == 2 and parts[0] in ("train", "val", "test") and Path(parts[1]).suffix.lower() in IMAGE_SUFFIXES
         return PurePosixPath(*parts) if ok else None
-    n = len(safe_extract(arc, dest, select, **limits.extract_kw()))
+    try: n = len(safe_extract(arc, dest, select, **limits.extract_kw()))
+    except ArchiveReadError as e: raise _bad_download(e, src.url, arc, dl, src.sha256, "fetch.night2day.sha256", "n2d") from None
     if n == 0: raise FetchError(f"{arc}: no night2day/<split>/*.jpg members found")
     return {"source": "night2day", "url": src.url, "archive_sha256": sha256_file(arc), "images": n}
 

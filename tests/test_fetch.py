@@ -548,3 +548,96 @@ def test_limits_reach_extraction_through_fetch_task(server, tmp_path):
     with pytest.raises(ArchiveLimitError, match="max_members=3 members"):
         fetch_task("n2d", "embedded", params, tmp_path / "raw", limits=replace(load_params().fetch.limits, extract_members=3))
     assert not (tmp_path / "raw").exists()
+
+
+# ---- a download cut short without a Content-Length (issue "Robust, round three", item 3) ------------------------
+def _n2d_params(tmp_path, url, sha=""):
+    return _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url, sha256=sha),
+                                        d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+
+
+def test_truncated_download_without_length_is_discarded_when_it_cannot_be_extracted(server, tmp_path):
+    tgz = _night2day_tar()
+    url = server.add("/night2day.tar.gz", tgz, "truncate_once nolength")  # the first answer stops halfway, unannounced
+    params, dl = _n2d_params(tmp_path, url), tmp_path / "downloads"
+    with pytest.raises(FetchError) as e:
+        fetch_task("n2d", "embedded", params, tmp_path / "raw")
+    msg = str(e.value)
+    assert str(dl / "night2day.tar.gz") in msg and "truncated or corrupt" in msg and "run the stage again" in msg, msg
+    assert not (dl / "night2day.tar.gz").exists() and url not in load_download_manifest(dl)  # nothing pinned
+    assert not (tmp_path / "raw").exists()
+    raw = fetch_task("n2d", "embedded", params, tmp_path / "raw")  # the rerun downloads it again, whole
+    assert len(list(raw.rglob("*.jpg"))) == 5 and load_download_manifest(dl)[url]["sha256"] == _sha(tgz)
+
+
+def test_unreadable_archive_with_a_configured_checksum_is_kept(server, tmp_path):
+    cut = _night2day_tar()[:4000]  # what params.yaml's checksum names, though it cannot be extracted
+    url = server.add("/night2day.tar.gz", cut)
+    params = _n2d_params(tmp_path, url, _sha(cut))
+    with pytest.raises(FetchError, match="matches fetch.night2day.sha256"):
+        fetch_task("n2d", "embedded", params, tmp_path / "raw")
+    assert (tmp_path / "downloads" / "night2day.tar.gz").read_bytes() == cut  # no point downloading it again
+
+
+def _corrupt(tmp_path):
+    good = _tar(tmp_path / "good.tar.gz", [(f"d/{i}.bin", "file", _blob(20_000, i)) for i in range(5)]).read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(good[:len(good) // 2])
+    (tmp_path / "stub.tar.gz").write_bytes(good[:30])
+    flipped = bytearray(good); flipped[len(good) // 2] ^= 0xFF
+    (tmp_path / "flipped.tar.gz").write_bytes(bytes(flipped))
+    (tmp_path / "junk.tar.bz2").write_bytes(b"BZh91AY&SY" + _blob(2000, 30))
+    z = _zip(tmp_path / "crc.zip", [("x.bin", _blob(5000, 31))]).read_bytes()
+    bad = bytearray(z); at = z.index(b"PK\x01\x02"); bad[at + 16] ^= 0xFF  # the central directory's CRC-32
+    (tmp_path / "crc.zip").write_bytes(bytes(bad))
+    return ["cut.tar.gz", "stub.tar.gz", "flipped.tar.gz", "junk.tar.bz2", "crc.zip"]
+
+
+def test_read_errors_are_fetch_errors_naming_the_file(tmp_path):
+    for name in _corrupt(tmp_path):
+        with pytest.raises(FetchError) as e:
+            safe_extract(tmp_path / name, tmp_path / "out")
+        assert str(tmp_path / name) in str(e.value) and "truncated or corrupt" in str(e.value), (name, str(e.value))
+        assert not (tmp_path / "out").exists()
+
+
+# ---- structural clashes in archives (item 13) ----------------------------------------------------------------------
+def _zip_declaring(path, declared):
+    "A zip of one member whose headers declare `declared` bytes instead of its true 11."
+    import struct
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf: zf.writestr("x.txt", b"hello world")
+    b = bytearray(path.read_bytes())
+    struct.pack_into("<I", b, b.index(b"PK\x03\x04") + 22, declared); struct.pack_into("<I", b, b.index(b"PK\x01\x02") + 24, declared)
+    path.write_bytes(bytes(b))
+    return path
+
+
+def _dir_then_file(path, folder="a", file="a"):
+    with tarfile.open(path, "w:gz") as tf:
+        ti = tarfile.TarInfo(folder); ti.type = tarfile.DIRTYPE; tf.addfile(ti)
+        if file: ti = tarfile.TarInfo(file); ti.size = 1; tf.addfile(ti, io.BytesIO(b"x"))
+    return path
+
+
+DEEP = "/".join(["a"] * 2000) + "/f.txt"
+CLASHES = {  # name -> (build the archive, a member the message names, what it says)
+    "file_then_folder": (lambda p: _tar(p / "c.tar.gz", [("a", "file", b"x"), ("a/b", "file", b"y")]), "'a/b'", "clashes"),
+    "folder_then_file": (lambda p: _tar(p / "c.tar.gz", [("a/b", "file", b"y"), ("a", "file", b"x")]), "'a'", "clashes"),
+    "folder_member_then_file": (lambda p: _dir_then_file(p / "c.tar.gz"), "'a'", "clashes"),
+    "zip_file_then_folder": (lambda p: _zip(p / "c.zip", [("a", b"x"), ("a/b", b"y")]), "'a/b'", "clashes"),
+    "long_name": (lambda p: _tar(p / "c.tar.gz", [("n" * 300 + ".txt", "file", b"x")]), "nnnnnnnn", "too long"),
+    "deep_path": (lambda p: _tar(p / "c.tar.gz", [(DEEP, "file", b"x")]), "a/a/a/a", "2000 folders deep"),
+    "deep_folder": (lambda p: _dir_then_file(p / "c.tar.gz", DEEP.rsplit("/", 1)[0], None), "a/a/a/a", "2000 folders deep"),
+    "zip_size_too_small": (lambda p: _zip_declaring(p / "c.zip", 5), "'x.txt'", "truncated or corrupt"),
+    "zip_size_too_large": (lambda p: _zip_declaring(p / "c.zip", 5000), "'x.txt'", "declares 5000 bytes"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CLASHES))
+def test_structural_clashes_are_fetch_errors_naming_the_member(kind, tmp_path):
+    build, member, why = CLASHES[kind]
+    arc = build(tmp_path)
+    with pytest.raises(FetchError) as e:
+        safe_extract(arc, tmp_path / "sub" / "out")
+    msg = str(e.value)
+    assert str(arc) in msg and member in msg and why in msg and len(msg) < 1000, msg
+    assert os.listdir(tmp_path / "sub") == []
