@@ -30,7 +30,7 @@ from .core import ImageError, command_errors, get_device, lab_to_rgb, read_image
 from .data import crop_boxes
 from .fetch import EMBEDDED_PHOTOS, embedded_photo_path
 from .parallel import cpu_workers, workers_for
-from .sample import SHOWN, UsageError, closest_sample, code_grid, interpolate, load_model, prepare_input, sample_batches, sample_grid
+from .sample import SHOWN, UsageError, closest_sample, code_grid, interpolate, load_sampler, prepare_input, sample_grid
 from .tasks import crop_side, make_input, task_spec
 from .tim import LatentCode
 
@@ -112,7 +112,7 @@ def _png(img: torch.Tensor) -> bytes:
 
 # %% ../nbs/12_demo.ipynb #d013
 class Demo:
-    "The page's actions on loaded models (label -> TIM); bad input raises an error with a message for the page."
+    "The page's actions on loaded models (label -> chimle.sampler.Sampler: a TIM or a comparison method); bad input raises an error with a message for the page."
     def __init__(self, models: dict, example_folder: str | Path = EXAMPLES):
         if not models: raise ValueError("no models to serve")
         self.models, self.example_folder = models, Path(example_folder)
@@ -121,7 +121,7 @@ class Demo:
     @classmethod
     def from_files(cls, paths: list, device="cpu", **kw):
         "Load each model file or checkpoint in `paths` onto `device`."
-        return cls({label: load_model(p, device) for label, p in model_labels(paths).items()}, **kw)
+        return cls({label: load_sampler(p, device) for label, p in model_labels(paths).items()}, **kw)
 
     def tasks(self) -> list: return [t for t in TASKS if any(m.task == t for m in self.models.values())]
     def labels(self, task: str) -> list: return [k for k, m in self.models.items() if m.task == task]
@@ -135,6 +135,12 @@ class Demo:
     def _model(self, label):
         if label not in self.models: raise ValueError(f"unknown model {label!r}; pick one of {', '.join(self.models)}")
         return self.models[label]
+
+    def _tim(self, label, what: str):
+        "The TIM of a model that is one; a clear error for a comparison method, which has no such code."
+        m = self._model(label)
+        if m.kind != "tim": raise ValueError(f"{what} needs a TIM's latent code; `{label}` is a {m.kind} model ({m.method})")
+        return m.model
 
     def _input(self, label, source, upload, max_side) -> tuple:
         "(model, prepared input, input file, ground truth or None, resizing messages) of the chosen photo."
@@ -164,7 +170,7 @@ def draw(self: Demo, label, source, upload, n=8, seed=0, max_side=512, progress=
     if not 1 <= n <= SHOWN: raise ValueError(f"the number of samples must be between 1 and {SHOWN}, got {n}")
     model, xs, path, truth, notes = self._input(label, source, upload, max_side)
     outs = []
-    for batch in sample_batches(model, xs, n, seed):
+    for batch in model.sample_batches(xs, n, seed):
         progress(len(outs) / n, desc=f"sampling: {len(outs)} of {n}")
         outs += list(batch)
     shown = xs[-1][0]
@@ -184,7 +190,7 @@ def path(self: Demo, state, a=1, b=2) -> torch.Tensor:
     if not state: raise ValueError("no samples yet: draw samples first, the path runs between two of them")
     a, b, n = int(a), int(b), state["n"]
     if not (1 <= a <= n and 1 <= b <= n): raise ValueError(f"pick two samples between 1 and {n}")
-    model = self._model(state["label"])
+    model = self._tim(state["label"], "the path between two samples")
     codes = sample_codes(model, state["inputs"], n, state["seed"])
     return interpolate(model, state["inputs"], codes[a - 1], codes[b - 1], steps=PATH_STEPS)
 
@@ -192,7 +198,7 @@ def path(self: Demo, state, a=1, b=2) -> torch.Tensor:
 def codes_view(self: Demo, label, source, upload, max_side=512, seed=0):
     "Outputs that vary only the global code, then only the spatial code, each row followed by its magnified deviations."
     model, xs, path, _, notes = self._input(label, source, upload, max_side)
-    grid, gains = code_grid(model, xs, n=CODE_GRID_N, seed=int(seed))
+    grid, gains = code_grid(self._tim(label, "the global and spatial code view"), xs, n=CODE_GRID_N, seed=int(seed))
     text = (f"Rows, top to bottom: {CODE_GRID_N} outputs for `{path.name}` that differ only in the global code; their "
             f"deviations from the row's mean, magnified {gains['global']:.3g}x; outputs that differ only in the spatial "
             f"code; their deviations, magnified {gains['spatial']:.3g}x.")

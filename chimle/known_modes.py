@@ -27,7 +27,8 @@ from .mode_forcing import load_mode_forcing_config, plot_mode_mass, plot_ratio_s
 from .sample import sample
 from .search import SquaredError, equal_cost_samples, level_flops, search
 from .tim import build_tim, vary_code
-from .train import PairDataset, Trainer
+from .data import TensorPairs
+from .train import Trainer
 
 # %% ../nbs/08a_known_modes.ipynb #c039
 @dataclass
@@ -179,12 +180,12 @@ def plot_known_modes(img: dict, n_show: int = 8, input_index: int = 0,
     return fig
 
 # %% ../nbs/08a_known_modes.ipynb #c049
-def benchmark_pairs(benchmark: KnownModes, levels: int, seed: int = 0) -> PairDataset:
+def benchmark_pairs(benchmark: KnownModes, levels: int, seed: int = 0) -> TensorPairs:
     "Training pairs: each shape with one colour drawn at the true frequencies; TIM inputs (L/100) and targets per level."
     g = torch.Generator().manual_seed(seed)
     k = torch.multinomial(benchmark.weights, len(benchmark.inputs), replacement=True, generator=g)
     targets = pyramid(benchmark.modes[torch.arange(len(k)), k], levels)
-    ds = PairDataset([col_degrade(t) for t in targets], targets)
+    ds = TensorPairs([col_degrade(t) for t in targets], targets)
     ds.colours = k
     return ds
 

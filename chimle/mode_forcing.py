@@ -26,10 +26,10 @@ from .diffusion import time_embedding  # the sinusoidal step embedding both DDPM
 @dataclass
 class ModeMixture:
     "y | x ~ sum_k w_k N(offset_k + slope_k * x, sigma^2), x ~ U[-1, 1]: a conditional mixture with known modes."
-    offsets: tuple = (-2.2, 0.0, 2.2)    # o_k, mode means at x = 0
-    slopes: tuple = (0.3, -0.3, 0.3)     # s_k, how each mean moves with the condition
-    weights: tuple = (0.5, 0.3, 0.2)     # w_k, mode probabilities (sum to 1)
-    sigma: float = 0.25                  # common standard deviation of every mode
+    offsets: tuple    # o_k, mode means at x = 0 (params: mode_forcing.offsets)
+    slopes: tuple     # s_k, how each mean moves with the condition (mode_forcing.slopes)
+    weights: tuple    # w_k, mode probabilities, summing to 1 (mode_forcing.weights)
+    sigma: float      # common standard deviation of every mode (mode_forcing.mode_std)
 
     def __post_init__(self):
         K = len(self.offsets)

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'RELEASE_MAX_BYTES', 'SHOWN', 'save_model', 'load_model', 'release_models', 'prepare_input',
-           'sample_batches', 'sample', 'interpolate', 'cover_crop', 'closest_sample', 'code_grid', 'sample_grid',
-           'save_gif', 'UsageError', 'input_files', 'output_stems', 'writable_folder', 'sample_files', 'chimle_sample']
+           'sample_batches', 'sample', 'interpolate', 'TIMSampler', 'as_sampler', 'load_sampler', 'closest_sample',
+           'code_grid', 'sample_grid', 'save_gif', 'UsageError', 'input_files', 'output_stems', 'writable_folder',
+           'sample_files', 'chimle_sample']
 
 # %% ../nbs/07_sample.ipynb #c002
 import os
@@ -17,13 +18,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .baselines import is_baseline_file, load_baseline
 from .config import dump_yaml, from_dict, TIMConfig, to_dict
 from .core import atomic_write_bytes, command_errors, get_device, image_grid, ImageError, read_image, resize, sha256_file, to_pil, write_image
-from .parallel import cpu_workers, workers_for
-from .tasks import col_degrade
 from .metrics import tim_ivo
+from .parallel import cpu_workers, workers_for
+from .runs import CheckpointError, load_checkpoint, save_atomic
+from .sampler import Sampler
+from .tasks import col_degrade
 from .tim import TIM, LatentCode, build_tim, vary_code
-from .train import CheckpointError, load_checkpoint, save_atomic
 
 # %% ../nbs/07_sample.ipynb #c005
 MODEL_FORMAT = "chimle-tim"
@@ -81,16 +84,17 @@ def _centre_crop(x, h, w):
     top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
     return x[..., top:top + h, left:left + w]
 
-def prepare_input(model: TIM, img: torch.Tensor, max_side: int = 512, name: str = "input") -> list:
+def prepare_input(model: TIM | Sampler, img: torch.Tensor, max_side: int = 512, name: str = "input") -> list:
     "The input list `model` expects (batch 1) from an image 3xHxW in [0, 1] of any size."
-    L, base = model.num_levels, model.cfg.base_size
+    model = as_sampler(model)
+    L, base = model.levels, model.base_size
     if model.wiring == "sr":
         s = min(img.shape[-2:]); img = _centre_crop(img, s, s)
         if s != base:
             warnings.warn(f"{name}: super-resolution input is {s} px; resized to the model's {base} px")
             img = resize(img, base)
         return [img[None]]
-    step, least = 2 ** (L - 1), 2 ** L  # sides: multiples of `step`; the smallest level at least 2 px
+    step, least = model.size_multiple, max(model.min_side, model.size_multiple)  # sides: multiples of `step`
     if max_side < least: raise ValueError(f"max_side is {max_side}; this model needs at least {least} px per side")
     (h0, w0), notes = img.shape[-2:], []
     h, w = h0, w0
@@ -147,31 +151,52 @@ def interpolate(model: TIM, inputs: list, a: LatentCode, b: LatentCode, steps: i
         frames.append(model([x.to(dev) for x in inputs], code)[-1])
     return torch.cat(frames).cpu()
 
-# %% ../nbs/07_sample.ipynb #c013
-def cover_crop(img: torch.Tensor, size: tuple) -> torch.Tensor:
-    "Resize `img` (..., H, W) to cover `size` (h, w), keeping its aspect ratio, then centre-crop it to `size`."
-    (H, W), (h, w) = img.shape[-2:], size
-    k = max(h / H, w / W)
-    return _centre_crop(resize(img, (max(h, round(H * k)), max(w, round(W * k)))), h, w)
+# %% ../nbs/07_sample.ipynb #c006b
+class TIMSampler(Sampler):
+    "A TIM behind the `Sampler` interface: its code is the latent code of every level (global and spatial parts)."
+    kind = "tim"
+    def __init__(self, model: TIM, method: str = "chimle"):
+        self.model, self.method, self.task = model, method, model.task
+        self.levels, self.base_size = model.num_levels, model.cfg.base_size
 
-def closest_sample(model: TIM, inputs: list,      # the model and one prepared input (batch 1)
+    @property
+    def device(self) -> torch.device: return next(self.model.parameters()).device
+
+    def sample_batches(self, inputs: list, n: int = 8, seed: int = 0, batch: int = 8):
+        return sample_batches(self.model, inputs, n, seed, batch)
+
+    def codes(self, inputs: list, n: int, generator: torch.Generator | None = None) -> LatentCode:
+        return self.model.sample_code(n, tuple(inputs[0].shape[-2:]), generator, self.device)
+
+    def decode(self, inputs: list, code: LatentCode) -> torch.Tensor:
+        return self.model([x.to(self.device).expand(code.batch_size, *x.shape[1:]) for x in inputs], code.to(self.device))[-1]
+
+    def ivo(self, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
+            keep_codes: bool = False) -> dict:
+        return tim_ivo(self.model, inputs, targets, restarts, steps, lr, seed, keep_codes=keep_codes)
+
+def as_sampler(model: TIM | Sampler) -> Sampler:
+    "`model` behind the `Sampler` interface (a TIM is wrapped, a sampler returned as it is)."
+    return model if isinstance(model, Sampler) else TIMSampler(model)
+
+def load_sampler(path: str | Path, device="cpu") -> Sampler:
+    "Any trained model as a `Sampler`: a TIM model file or checkpoint, or a comparison method's checkpoint."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such model file")
+    try: baseline = is_baseline_file(path)
+    except CheckpointError as e: raise ValueError(f"not a chimle model file or checkpoint: {e}") from None
+    if baseline: return load_baseline(path, device)
+    ck = load_checkpoint(path)
+    method = (ck.get("meta") or {}).get("method") or (ck.get("config") or {}).get("search", {}).get("method", "chimle")
+    return TIMSampler(load_model(path, device), method)
+
+# %% ../nbs/07_sample.ipynb #c013
+def closest_sample(model: TIM | Sampler, inputs: list,  # the model and one prepared input (batch 1)
                    reference: torch.Tensor,         # the image to approach, 3xHxW in [0, 1]
                    restarts: int = 5, steps: int = 300, lr: float = 0.05,  # IvO: random starts, Adam steps and rate
                    seed: int = 0, name: str = "reference") -> dict:
-    "The output closest to `reference` found by IvO: dict(image (3, H, W), code (a LatentCode), mse_x1e3)."
-    dev = next(model.parameters()).device
-    inputs = [x.to(dev) for x in inputs]
-    if inputs[0].shape[0] != 1: raise ValueError(f"closest_sample takes one input (batch 1), got a batch of {inputs[0].shape[0]}")
-    if reference.ndim != 3 or reference.shape[0] != 3: raise ValueError(f"{name}: expected an RGB image (3, H, W), got {tuple(reference.shape)}")
-    with torch.no_grad(): size = tuple(model(inputs, model.sample_code(1, tuple(inputs[0].shape[-2:]), device=dev))[-1].shape[-2:])
-    if tuple(reference.shape[-2:]) != size:
-        (rh, rw), (h, w) = reference.shape[-2:], size
-        warnings.warn(f"{name}: {rw}x{rh} differs from the output size {w}x{h}; resized to cover it, keeping its "
-                      "aspect ratio, and centre-cropped")
-        reference = cover_crop(reference, size)
-    res = tim_ivo(model, inputs, reference[None].to(dev), restarts, steps, lr, seed, keep_codes=True)
-    with torch.no_grad(): image = model(inputs, res["codes"])[-1][0].cpu()
-    return {"image": image, "code": res["codes"].to("cpu"), "mse_x1e3": res["best_mse_x1e3"][0]}
+    "The output closest to `reference` found by IvO: dict(image (3, H, W), code, mse_x1e3)."
+    return as_sampler(model).closest(inputs, reference, restarts, steps, lr, seed, name)
 
 # %% ../nbs/07_sample.ipynb #c017
 def code_grid(model: TIM, inputs: list,   # the model and one prepared input (batch 1)
@@ -261,7 +286,7 @@ def _sample_one(model, f, stem, outdir, n, grid, gif, seed, max_side, ref, ref_n
     "Samples (and grid, GIF, closest output) for one input file; returns the number of samples written."
     xs = _echo_warnings(prepare_input, model, read_image(f), max_side, f.name)
     shown, k = [], 0
-    for batch in sample_batches(model, xs, n, seed):
+    for batch in model.sample_batches(xs, n, seed):
         for s in batch:
             write_image(s, outdir / f"{stem}_{k:03d}.png"); k += 1
             if (grid or gif) and len(shown) < SHOWN: shown.append(s)
@@ -286,13 +311,17 @@ def sample_files(checkpoint: str, input: str, n: int = 16, out: str = "samples",
     try: dev = get_device(device)
     except (RuntimeError, ValueError) as e:
         raise UsageError(f"--device {device!r}: {str(e).splitlines()[0]} (use auto, cpu, cuda or cuda:N)") from None
-    try: model = load_model(checkpoint, dev)
+    try: model = load_sampler(checkpoint, dev)
     except (OSError, ValueError) as e: raise UsageError(str(e)) from None
-    least = 2 ** model.num_levels
+    least = model.min_side
     if model.wiring != "sr" and max_side < least:
         raise UsageError(f"--max_side {max_side} is below this model's minimum of {least} px per side")
     ref = read_image(reference) if reference else None
     files, skipped = input_files(input)
+    inp = Path(input).resolve()
+    if Path(out).resolve() == (inp if inp.is_dir() else inp.parent):  # checked before anything is written
+        raise UsageError(f"--out {out}: the samples would overwrite files beside the inputs (a.png's samples are "
+                         "a_000.png, ...); write them to another folder")
     outdir, stems = writable_folder(out), output_stems(files)
     for p, why in skipped: print(f"skipped {p}: {why}", file=sys.stderr)
     if not files: raise UsageError(f"--input {input}: no files in the folder")

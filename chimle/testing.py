@@ -22,7 +22,7 @@ from .data import prepare_task
 from .fetch import fetch_task
 from .paper import PAPER_ABLATION, TASK_ORDER
 from .tim import TIM, build_tim
-from .train import PairDataset
+from .data import TensorPairs
 
 # %% ../nbs/11_testing.ipynb #s005
 def tiny_tim_config(levels: int = 3, base_size: int = 8, **changes) -> TIMConfig:
@@ -48,12 +48,12 @@ def tiny_search_config(samples_per_level: list[int] = (4, 3), **changes) -> Sear
     return replace(load_config("embedded").search, samples_per_level=list(samples_per_level), **changes)
 
 # %% ../nbs/11_testing.ipynb #s011
-def ramp_pairs(n: int = 12, side: int = 16, seed: int = 0) -> PairDataset:
+def ramp_pairs(n: int = 12, side: int = 16, seed: int = 0) -> TensorPairs:
     "`n` identity pairs of smooth colour ramps at sides side/2 and side."
     g = torch.Generator().manual_seed(seed)
     tgt = torch.rand(n, 3, 1, 1, generator=g).expand(n, 3, side, side).clone() * torch.linspace(0.5, 1, side)
     half = F.avg_pool2d(tgt, 2)
-    return PairDataset([half, tgt], [half, tgt])
+    return TensorPairs([half, tgt], [half, tgt])
 
 def tiny_prepared(task: str, folder: str | Path,             # the task; a folder of the caller's for raw and prepared
                   cfg: RunConfig | None = None,              # default: the embedded profile

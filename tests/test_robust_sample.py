@@ -12,6 +12,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from chimle.core import seed_everything
+from chimle.runs import save_atomic
 from chimle.sample import chimle_sample, save_model
 from chimle.testing import tiny_tim
 
@@ -101,7 +102,7 @@ def test_bad_out_and_mismatched_model(models, tmp_path, monkeypatch, capsys):
         code, _, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", img, "--out", ro)
         assert code == 2 and "cannot write there" in err
     ck = torch.load(models["dc"], weights_only=True); ck["tim"]["mapping_width"] = 16; ck.pop("sha256", None)
-    torch.save(ck, tmp_path / "edited.pt")
+    save_atomic(ck, tmp_path / "edited.pt")  # checksummed anew: settings that no longer describe the weights
     code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "edited.pt", "--input", img, "--out", tmp_path / "o")
     assert code == 2 and "edited.pt: its weights do not match its settings" in err, err
 
@@ -129,3 +130,24 @@ def test_samples_say_how_the_input_was_resized(models, tmp_path, monkeypatch, ca
                          "--out", tmp_path / "o", "--max_side", 64)
     assert code == 0 and "wide.png: 400x300 -> 64x48 (longer side limited to max_side 64)" in err, err
     with Image.open(tmp_path / "o" / "wide_000.png") as im: assert im.size == (64, 48)
+
+
+def test_out_equal_to_input_is_refused_before_anything_is_written(models, tmp_path, monkeypatch, capsys):
+    d = tmp_path / "photos"; d.mkdir()
+    _photo(d / "a.png", 32, 32, seed=1); user = _photo(d / "a_000.png", 32, 32, seed=2)
+    before = user.read_bytes()
+    for inp in (d, d / "a.png"):  # a folder, or one file whose folder would receive the samples
+        code, _, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", inp, "--out", d, "--n", 2)
+        assert code == 2 and "would overwrite" in err, err
+    assert user.read_bytes() == before and sorted(p.name for p in d.iterdir()) == ["a.png", "a_000.png"]
+
+
+def test_empty_and_pickled_model_files_are_named_without_advice_to_load_unsafely(tmp_path, monkeypatch, capsys):
+    img = _photo(tmp_path / "a.png", 32, 32)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "empty.pt", "--input", img, "--out", tmp_path / "o")
+    assert code == 2 and "empty.pt: an empty file (0 bytes)" in err, err
+    torch.save({"payload": os.system}, tmp_path / "pickled.pt")  # a reference to a callable: code, not weights
+    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "pickled.pt", "--input", img, "--out", tmp_path / "o")
+    assert code == 2 and "pickled.pt" in err and "refused" in err, err
+    assert "weights_only" not in err and "arbitrary code" not in err, err

@@ -87,3 +87,46 @@ def test_closure_follows_imports():
     assert "config" in closure({"core"})  # core imports config
     assert "fetch" not in closure({"tim"})
     assert closure({"config"}) == {"config"}  # the bottom of the package imports nothing of it
+
+
+def _run_deps(name: str) -> set[str]:
+    "The run checkpoints a stage depends on, `${profile}` kept."
+    return {d for d in STAGES[name].get("deps", []) if isinstance(d, str) and d.startswith("runs/${profile}/train/")}
+
+
+def test_release_depends_on_exactly_the_runs_it_releases():
+    from chimle.config import load_params
+    runs = load_params(ROOT / "params.yaml").train_runs
+    want = {f"runs/${{profile}}/train/{name}/checkpoint.pt" for name, r in runs.items()
+            if r.seed == 0 and r.method in ("chimle", "cimle")}  # chimle.sample.release_models' defaults
+    assert _run_deps("release") == want
+
+
+def test_sample_efficiency_depends_on_its_task_run():
+    from chimle.config import load_params
+    task = load_params(ROOT / "params.yaml").resolve().sample_efficiency.task
+    deps = set(STAGES["sample_efficiency"]["deps"])
+    assert _run_deps("sample_efficiency") == {f"runs/${{profile}}/train/{task}-chimle/checkpoint.pt"}
+    assert f"data/prepared/${{profile}}/{task}" in deps
+
+
+def _make_repro_targets() -> list[str]:
+    "The stages `make repro` names when params.yaml's run_baselines is false (the Makefile's repro recipe)."
+    recipe = (ROOT / "Makefile").read_text().split("\nrepro:")[1].split("\n\n")[0]
+    m = re.search(r"else \\\s*\n\s*\$\(BIN\)/dvc repro ([\w@ -]+?) &&", recipe)
+    assert m, "the Makefile's repro recipe no longer names its stages as expected"
+    return m.group(1).split()
+
+
+def test_default_repro_runs_no_comparison_method():
+    "With run_baselines false, nothing `make repro` runs may depend on a comparison method's training."
+    import networkx as nx
+    from dvc.repo import Repo
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["run_baselines"] is False
+    graph = Repo(str(ROOT)).index.graph
+    stages = {s.addressing: s for s in graph.nodes}
+    targets = [a for t in _make_repro_targets() for a in stages if a == t or a.startswith(t + "@")]
+    assert targets, "no stage matched make repro's targets"
+    upstream = {s.addressing for t in targets for s in nx.descendants(graph, stages[t])} | set(targets)
+    baselines = sorted(a for a in upstream if a.startswith(("train_baseline", "evaluate_baseline")))
+    assert not baselines, f"make repro would run comparison methods although run_baselines is false: {baselines[:4]}"

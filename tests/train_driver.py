@@ -11,7 +11,8 @@ import torch
 import chimle.train as train_mod
 from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
 from chimle.search import SquaredError
-from chimle.train import Trainer, init_distributed, save_atomic
+from chimle.runs import save_atomic
+from chimle.train import Trainer, init_distributed
 
 
 
