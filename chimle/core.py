@@ -95,73 +95,154 @@ def get_device(spec: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb #c027
-from PIL import ImageOps
-
 class ImageError(ValueError):
     "A file that cannot be read as an image; the message names the file and the cause."
 
 MAX_PIXELS = 200_000_000  # default pixel-count limit of read_image (RAISE photos are ~16 MP)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}  # read as images
 
-def _int_scale(im: Image.Image, a: np.ndarray) -> np.ndarray:
-    "Mode I (32-bit signed storage) to [0, 1] by the file's declared depth: 16-bit, unsigned or signed 32-bit."
+def _depth(im: Image.Image) -> tuple[int, int]:
+    "(bits per sample, SampleFormat: 1 unsigned, 2 signed, 3 float) from a TIFF's tags; (0, 1) when it has none."
     tags = getattr(im, "tag_v2", {})
-    bits, fmt = (tags.get(258) or (0,))[0], (tags.get(339) or (1,))[0]
+    return (tags.get(258) or (0,))[0], (tags.get(339) or (1,))[0]
+
+def _int_scale(depth: tuple[int, int], a: np.ndarray) -> np.ndarray:
+    "Mode I (32-bit signed storage) to [0, 1] by the file's declared depth: 16-bit, signed 8/16-bit, 32-bit."
+    bits, fmt = depth
+    if fmt == 2 and bits in (8, 16): return (a.astype(np.float64) + 2.0**(bits - 1)) / (2.0**bits - 1)  # signed: shift
     if bits == 32 and fmt == 2 or (bits != 32 and a.min() < 0):  # signed 32-bit: shift to unsigned
         return (a.astype(np.float64) + 2.0**31) / (2.0**32 - 1)
     if bits == 32 or a.max() > 65535:  # unsigned 32-bit, stored bit for bit in Pillow's int32
         return a.view(np.uint32).astype(np.float64) / (2.0**32 - 1)
     return a / 65535.0  # 16-bit grayscale PNG/TIFF
 
-def _to_float(im: Image.Image, path, background) -> np.ndarray:
+def _finite(a: np.ndarray, path) -> np.ndarray:
+    "Float samples, taken as already in [0, 1] (clipped); NaN or infinity is an `ImageError`."
+    bad = int((~np.isfinite(a)).sum())
+    if bad: raise ImageError(f"{path}: float image with {bad} values that are not finite (NaN or infinite)")
+    return np.clip(a, 0, 1)
+
+def _over(rgb: np.ndarray, alpha: np.ndarray, background) -> np.ndarray:
+    "`rgb` composited over `background` by `alpha` (HxWx1)."
+    return rgb * alpha + np.asarray(background, dtype=np.float32) * (1 - alpha)
+
+def _to_float(im: Image.Image, path, background, depth: tuple[int, int]) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im, dtype=np.float32)[..., None].repeat(3, -1) / 65535.0
     if mode == "I":
-        return _int_scale(im, np.asarray(im, dtype=np.int32)).astype(np.float32)[..., None].repeat(3, -1)
-    if mode == "F":  # float images: taken as already in [0, 1] (clipped); NaN or infinity is an error
-        a = np.asarray(im, dtype=np.float32)
-        if not np.isfinite(a).all():
-            raise ImageError(f"{path}: float image with {int((~np.isfinite(a)).sum())} values that are not finite (NaN or infinite)")
-        return np.clip(a, 0, 1)[..., None].repeat(3, -1)
+        return _int_scale(depth, np.asarray(im, dtype=np.int32)).astype(np.float32)[..., None].repeat(3, -1)
+    if mode == "F": return _finite(np.asarray(im, dtype=np.float32), path)[..., None].repeat(3, -1)
     if mode == "P": im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if mode == "1": im = im.convert("L")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         a = np.asarray(im.getchannel("A"), dtype=np.float32)[..., None] / 255.0
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        return rgb * a + np.asarray(background, dtype=np.float32) * (1 - a)
+        return _over(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0, a, background)
     if im.mode != "RGB": im = im.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV
     return np.asarray(im, dtype=np.float32) / 255.0
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS,
-               background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+# %% ../nbs/00_core.ipynb #c027a
+_TURN = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+         5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+         8: Image.Transpose.ROTATE_90}  # EXIF orientation -> the transpose that shows the image upright
+_TURN_NP = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+            6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a)}  # the same on HxWxC
+_REDUCE_AS = {"1": "L", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I", "I;16N": "I"}  # modes reduce cannot take
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_GAP = 3  # reduce by integer factors only down to 3 x max_side, then resize (Pillow's reducing_gap): close to resizing all
+
+def _check_pixels(path, w: int, h: int, max_pixels: int):
+    if w * h > max_pixels:
+        raise ImageError(f"{path}: {w}x{h} = {w*h:,} pixels exceeds the limit of {max_pixels:,} "
+                         "(possible decompression bomb; raise max_pixels if the file is trusted)")
+
+def _factor(w: int, h: int, max_side: int | None) -> int:
+    "The integer reduction that keeps the longer side at least `_GAP` x `max_side` (1: none)."
+    return max(1, max(w, h) // (_GAP * max_side)) if max_side else 1
+
+def _reduce(im: Image.Image, f: int) -> Image.Image:
+    "Box-average by the integer factor `f` (`Image.reduce`), converting first the modes it cannot take."
+    if f < 2: return im
+    if im.mode == "P": im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode in _REDUCE_AS: im = im.convert(_REDUCE_AS[im.mode])
+    return im.reduce(f)
+
+def _reduce_np(a: np.ndarray, f: int) -> np.ndarray:
+    "Box-average an HxWxC array by `f` (edge blocks partial, as `Image.reduce`), a band of `f` rows at a time."
+    if f < 2: return a
+    cols = np.arange(0, a.shape[1], f); n = np.diff(np.append(cols, a.shape[1]))[:, None]
+    return np.stack([np.add.reduceat(a[i:i + f].sum(0, dtype=np.float64), cols, axis=0) / (n * len(a[i:i + f]))
+                     for i in range(0, a.shape[0], f)])
+
+def _read_tiff(path: Path, max_pixels: int, max_side: int | None, background) -> tuple[np.ndarray, tuple[int, int]]:
+    "A TIFF Pillow cannot identify (float16/32/64 or 32-bit samples, several channels), read with tifffile: HxWx3 in [0, 1]."
+    try: import tifffile
+    except ImportError:
+        raise ImageError(f"{path}: a TIFF Pillow cannot read (float or 32-bit samples?); install tifffile to read it") from None
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            axes, shape, kind, photo = page.axes, page.shape, page.dtype, page.photometric.name
+            what = f"TIFF of {kind} samples (axes {axes}, shape {shape}, photometric {photo})"
+            if set(axes) - set("YXS") or not {"Y", "X"} <= set(axes): raise ImageError(f"{path}: {what}: not one 2-D image")
+            h, w, c = shape[axes.index("Y")], shape[axes.index("X")], shape[axes.index("S")] if "S" in axes else 1
+            _check_pixels(path, w, h, max_pixels)
+            if c > 4 or kind.kind not in "uif" or photo not in ("MINISBLACK", "MINISWHITE", "RGB"):
+                raise ImageError(f"{path}: {what}: {c} samples per pixel; read_image takes 1 to 4 (grey or RGB, with or "
+                                 "without alpha) of integers or floats")
+            a, turn = page.asarray(), page.tags.valueof(274) or 1
+    except ImageError: raise
+    except Exception as e: raise ImageError(f"{path}: truncated or corrupt TIFF ({type(e).__name__}: {e})") from None
+    a = np.moveaxis(a, axes.index("S"), -1) if "S" in axes else a[..., None]
+    if kind.kind == "f": _finite(a, path)  # before averaging, so that the count is the file's
+    a = _reduce_np(a, _factor(w, h, max_side)).astype(np.float32, copy=False)
+    if kind.kind == "u": a = a / np.iinfo(kind).max
+    elif kind.kind == "i": a = (a - np.iinfo(kind).min) / (2.0 ** (8 * kind.itemsize) - 1)
+    a = np.clip(a, 0, 1)
+    if photo == "MINISWHITE": a[..., :1] = 1 - a[..., :1]
+    colour, alpha = (a[..., :3], a[..., 3:]) if c >= 3 else (a[..., :1].repeat(3, -1), a[..., 1:])
+    a = _over(colour, alpha, background) if alpha.shape[-1] else colour
+    return (_TURN_NP[turn](a), (w, h) if turn >= 5 else (h, w)) if turn in _TURN_NP else (a, (h, w))
+
+def read_image(path: str | Path,                                  # any common image file
+               max_pixels: int = MAX_PIXELS,                     # refuse a larger image (from its header, before decoding)
+               background: tuple[float, float, float] = (1.0, 1.0, 1.0),  # shows through transparent pixels
+               max_side: int | None = None                       # shrink so the longer side is at most this (None: keep)
+               ) -> torch.Tensor:
     "Read any common image file as a float32 tensor 3xHxW in [0, 1]; raises `ImageError` naming file and cause."
     path = Path(path)
     if not path.exists(): raise ImageError(f"{path}: file does not exist")
     if path.is_dir(): raise ImageError(f"{path}: is a folder, not an image file")
     if path.stat().st_size == 0: raise ImageError(f"{path}: file is empty")
+    if max_side is not None and max_side < 1: raise ValueError(f"max_side must be at least 1, got {max_side}")
     pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours, below, is the limit (opening reads no pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
-                if w * h > max_pixels:
-                    raise ImageError(f"{path}: {w}x{h} = {w*h:,} pixels exceeds the limit of {max_pixels:,} "
-                                     "(possible decompression bomb; raise max_pixels if the file is trusted)")
+                _check_pixels(path, w, h, max_pixels)
+                turn, depth, f = im.getexif().get(0x0112, 1), _depth(im), _factor(w, h, max_side)
+                if f > 1: im.draft(None, (max(1, w // f), max(1, h // f)))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale
                 im.load()
-                if im.getexif().get(0x0112, 1) != 1: im = ImageOps.exif_transpose(im)  # phone photos: upright
-                arr = _to_float(im, path, background)
+                im = _reduce(im, _factor(*im.size, max_side))  # blocks averaged before anything becomes float
+                if turn in _TURN: im = im.transpose(_TURN[turn])  # phone photos: upright
+                arr, shown = _to_float(im, path, background, depth), ((w, h) if turn in (5, 6, 7, 8) else (h, w))
     except ImageError: raise
     except PermissionError: raise ImageError(f"{path}: cannot be read (permission denied)") from None
-    except UnidentifiedImageError: raise ImageError(f"{path}: not an image file Pillow can identify") from None
+    except UnidentifiedImageError:
+        with open(path, "rb") as fh: tiff = fh.read(4) in _TIFF
+        if not tiff: raise ImageError(f"{path}: not an image file Pillow can identify") from None
+        arr, shown = _read_tiff(path, max_pixels, max_side, background)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{path}: too many pixels (decompression bomb): {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{path}: truncated or corrupt image data ({e})") from None
     finally: Image.MAX_IMAGE_PIXELS = pillow_limit
     arr = np.clip(arr.astype(np.float32, copy=False), 0, 1)  # a guard: every branch above already maps into [0, 1]
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).contiguous()
+    (H, W), k = shown, (max_side or 0) / max(shown)
+    return resize(x, (max(1, round(H * k)), max(1, round(W * k)))) if 0 < k < 1 else x  # the size a resize of the whole gives
 
 # %% ../nbs/00_core.ipynb #c029
 def to_pil(img: torch.Tensor) -> Image.Image:
