@@ -8,8 +8,8 @@ __all__ = ['YAML_DEPTH', 'YAML_VALUES', 'TASKS', 'METHODS', 'BASELINES', 'SOURCE
            'TrainConfig', 'TaskData', 'JPEGData', 'NightData', 'DataConfig', 'MetricsConfig', 'SampleEfficiencyConfig',
            'GANConfig', 'DiffusionConfig', 'BaselinesConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
            'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'BaselineRun', 'run_name',
-           'ModeForcingConfig', 'Params', 'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate',
-           'params_from_dict', 'load_params', 'load_config', 'run_config_from_yaml', 'profile_changes']
+           'KnownModesConfig', 'ModeForcingConfig', 'Params', 'from_dict', 'to_dict', 'expand_profiles', 'check_device',
+           'validate', 'params_from_dict', 'load_params', 'load_config', 'run_config_from_yaml', 'profile_changes']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -402,6 +402,34 @@ def run_name(task: str, method: str, seed: int = 0) -> str:
 
 # %% ../nbs/00a_config.ipynb #g018
 @dataclass
+class KnownModesConfig:
+    "The known-modes colourization benchmark of appendix D: params.yaml's `mode_forcing.known_modes`."
+    inputs: int = param(lo=1, hi=_COUNT)            # grey test inputs
+    size: int = param(lo=4, hi=_SIZE)               # side of the benchmark images
+    colour_weights: list[float] = param(lo=0.0)     # K colours and their frequencies
+    samples: int = param(lo=1, hi=_COUNT)           # samples per test input
+    train_inputs: int = param(lo=1, hi=_COUNT)      # training shapes, one observed colour each
+    levels: int = param(lo=1, hi=8)                 # TIM levels (the last at `size`)
+    channels: int = param(lo=1, hi=_SIZE)           # TIM residual channels per level
+    samples_per_level: list[int] = param(lo=1, hi=_COUNT)  # CHIMLE m_l (cIMLE: the same FLOPs)
+    passes: float = param(gt=0.0)                   # training passes over the shapes
+    steps_per_round: int = param(lo=1, hi=_COUNT)   # optimisation steps between searches
+    batch_size: int = param(lo=1, hi=_SIZE)
+    lr: float = param(gt=0.0)                       # Adam learning rate
+    search_images: int = param(lo=1, hi=_COUNT)     # images per search call
+    memory_budget_mb: int = param(lo=1, hi=_MB)     # search memory budget
+    active_init_scale: float = param(lo=0.0)        # "_active" variants: TIM init scale (official 0.1)
+    active_mapping_lr_mult: float = param(lo=0.0)   # "_active" variants: mapping lr multiplier (official 0.01)
+
+    def __post_init__(self):
+        _check(abs(sum(self.colour_weights) - 1) <= 1e-6, "mode_forcing.known_modes.colour_weights must sum to 1")
+        _check(len(self.samples_per_level) == self.levels,
+               f"mode_forcing.known_modes.samples_per_level has {len(self.samples_per_level)} entries "
+               f"but mode_forcing.known_modes.levels is {self.levels}")
+        _check(self.size % 2 ** (self.levels - 1) == 0,
+               f"mode_forcing.known_modes.size ({self.size}) must be divisible by 2^(levels - 1)")
+
+@dataclass
 class ModeForcingConfig:
     "The appendix-D experiment (toy mixture and known-modes image benchmark): params.yaml's `mode_forcing`."
     seed: int = param(lo=0, hi=2**32 - 1)         # seeds data, training and sampling
@@ -427,34 +455,13 @@ class ModeForcingConfig:
     samples_per_condition: int = param(lo=1, hi=_COUNT)  # samples per test condition
     k_sigma: float = param(lo=0.0)                # window of a mode, in sigmas
     cover_fraction: float = param(lo=0.0, hi=1.0) # covered: >= this fraction of the true mass
-    image_inputs: int = param(lo=1, hi=_COUNT)    # known-modes benchmark: grey inputs
-    image_size: int = param(lo=4, hi=_SIZE)       # side of the benchmark images
-    colour_weights: list[float] = param(lo=0.0)   # K colours and their frequencies
-    image_samples: int = param(lo=1, hi=_COUNT)   # samples per input for the benchmark
-    image_train_inputs: int = param(lo=1, hi=_COUNT)  # training shapes, one observed colour each
-    image_levels: int = param(lo=1, hi=8)         # TIM levels (the last at image_size)
-    image_channels: int = param(lo=1, hi=_SIZE)   # TIM residual channels per level
-    image_samples_per_level: list[int] = param(lo=1, hi=_COUNT)  # CHIMLE m_l (cIMLE: the same FLOPs)
-    image_passes: float = param(gt=0.0)           # training passes over the shapes
-    image_steps_per_round: int = param(lo=1, hi=_COUNT)  # optimisation steps between searches
-    image_batch_size: int = param(lo=1, hi=_SIZE)
-    image_lr: float = param(gt=0.0)               # Adam learning rate
-    image_search_images: int = param(lo=1, hi=_COUNT)  # images per search call
-    image_memory_budget_mb: int = param(lo=1, hi=_MB)  # search memory budget
-    active_init_scale: float = param(lo=0.0)      # "_active" variants: TIM init scale (official 0.1)
-    active_mapping_lr_mult: float = param(lo=0.0) # "_active" variants: mapping lr multiplier (official 0.01)
+    known_modes: KnownModesConfig = param()        # the known-modes colourization benchmark
 
     def __post_init__(self):
         for key in ("slopes", "weights"):
             _check(len(getattr(self, key)) == len(self.offsets), f"mode_forcing.{key} has {len(getattr(self, key))} "
                    f"entries but mode_forcing.offsets has {len(self.offsets)}")
-        for key in ("weights", "colour_weights"):
-            _check(abs(sum(getattr(self, key)) - 1) <= 1e-6, f"mode_forcing.{key} must sum to 1")
-        _check(len(self.image_samples_per_level) == self.image_levels,
-               f"mode_forcing.image_samples_per_level has {len(self.image_samples_per_level)} entries "
-               f"but mode_forcing.image_levels is {self.image_levels}")
-        _check(self.image_size % 2 ** (self.image_levels - 1) == 0,
-               f"mode_forcing.image_size ({self.image_size}) must be divisible by 2^(image_levels - 1)")
+        _check(abs(sum(self.weights) - 1) <= 1e-6, "mode_forcing.weights must sum to 1")
         for key in ("variance_ratios", "exact_ratios"):
             for r in getattr(self, key):
                 _check(0 < r * self.mode_std**2 < 1, f"mode_forcing.{key}: {r} * mode_std^2 must lie in (0, 1)")

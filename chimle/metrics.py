@@ -6,7 +6,7 @@
 __all__ = ['FEATURE_NETS', 'NET_NAMES', 'EffNetLite0Features', 'register_feature_nets', 'inception_weights', 'frechet_distance',
            'ImageSet', 'fid_kid', 'fwv_terms', 'fwv', 'lpips_diversity', 'fwv_sigma_from_scale', 'prd_curve',
            'prd_run_curves', 'prd_curve_from_features', 'max_f_beta', 'prd_summary', 'prd', 'prd_clusters_for_size',
-           'image_features', 'ivo', 'evaluate', 'metric_label', 'degenerate_keys', 'tim_ivo', 'psnr', 'against_truth']
+           'image_features', 'ivo', 'evaluate', 'metric_label', 'degenerate_keys', 'psnr', 'against_truth']
 
 # %% ../nbs/06_metrics.ipynb #c002
 import hashlib
@@ -27,7 +27,6 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from .config import repo_path
 from .core import get_device, resize
 from .distance import PerceptualDistance, cached_weights, load_effnet_lite0
-from .tim import LatentCode
 
 # %% ../nbs/06_metrics.ipynb #c005
 FEATURE_NETS = {"inception-v3": "inception-v3-compat", "effnet-lite0": "effnet-lite0"}  # ours -> torch-fidelity's name
@@ -259,9 +258,9 @@ def _rebuild(template, leaves):
 def ivo(generate: Callable,                 # code -> images (N, 3, H, W) in [0, 1]; its weights are not changed
         sample_code: Callable,              # n -> a random code for n images (tensor or tuple/list of tensors)
         observed: torch.Tensor,             # observed images (N, 3, H, W)
-        n_restarts: int = 5,                # independent random starts (paper: 5 runs)
-        steps: int = 1000,                  # Adam steps per restart (ours; not published)
-        lr: float = 0.01,                   # Adam learning rate (ours; not published)
+        n_restarts: int,                    # independent random starts (paper: 5 runs; params: metrics.ivo_restarts)
+        steps: int,                         # Adam steps per restart (metrics.ivo_steps; the paper publishes none)
+        lr: float,                          # Adam learning rate (metrics.ivo_lr; the paper publishes none)
         scale: float = 1e3,                 # reported x1e3
         seed: int = 0,                      # restart r draws its start with torch seed `seed + r`
         keep_codes: bool = False) -> dict:  # also return each image's best code over the restarts
@@ -294,26 +293,22 @@ def ivo(generate: Callable,                 # code -> images (N, 3, H, W) in [0,
 
 # %% ../nbs/06_metrics.ipynb #c036
 def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list of J tensors (I_j, 3, H, W) in [0, 1]
-             inputs: torch.Tensor,                 # the J conditioning inputs (passed to `generate` for IvO)
+             inputs: torch.Tensor,                 # the J conditioning inputs
              targets: torch.Tensor,                # the J observed images (J, 3, H, W) in [0, 1]
              distance: PerceptualDistance,         # for FwV and the diversity score (the paper's: lpips-vgg)
-             feature_net: str = "effnet-lite0",    # FID/KID/PRD network: "inception-v3" (the paper's) or "effnet-lite0"
-             fwv_sigma: float = 0.2,               # FwV kernel bandwidth (paper Table 1); 0: derived from `trivial`
+             *,                                    # the settings below: params.yaml's `metrics`
+             feature_net: str,                     # FID/KID/PRD network: "inception-v3" (the paper's) or "effnet-lite0"
+             fwv_sigma: float,                     # FwV kernel bandwidth (paper Table 1: 0.2); 0: derived from `trivial`
+             kid_subset_size: int,                 # KID subset size (reduced to the set size when larger)
+             kid_subsets: int,                     # KID subsets
+             prd_clusters: int,                    # PRD k-means clusters; 0: `prd_clusters_for_size`
+             prd_angles: int,                      # PRD curve points
+             prd_runs: int,                        # PRD clusterings averaged
              trivial: torch.Tensor | None = None,  # the J trivial outputs (J, 3, H, W); needed when fwv_sigma is 0
-             kid_subset_size: int = 1000,          # KID subset size (reduced to the set size when larger)
-             kid_subsets: int = 100,               # KID subsets
-             prd_clusters: int = 20,               # PRD k-means clusters; 0: `prd_clusters_for_size`
-             prd_angles: int = 1001,               # PRD curve points
-             prd_runs: int = 10,                   # PRD clusterings averaged
-             generate: Callable | None = None,     # IvO: (inputs, code) -> images; None skips IvO
-             sample_code: Callable | None = None,  # IvO: n -> random code for n images
-             ivo_restarts: int = 5,                # IvO restarts (paper: 5 runs)
-             ivo_steps: int = 1000,                # IvO Adam steps (ours)
-             ivo_lr: float = 0.01,                 # IvO Adam learning rate (ours)
              reference_name: str = "targets",      # cache prefix of the targets' features
              cache_dir: str | Path | None = None,  # torch-fidelity cache (default: runs/cache/fidelity)
              device=None, download: bool = True, seed: int = 0) -> dict:
-    "Every metric of the paper's Tables 1 and 2, in its units, as a flat dict of numbers keyed by metric alone."
+    "The sample metrics of the paper's Tables 1 and 2 (IvO: `ivo`), in their units, as a flat dict keyed by metric alone."
     groups = _per_input(samples_per_input)
     if len(groups) != len(targets) or len(inputs) != len(targets):
         raise ValueError(f"{len(groups)} inputs' samples, {len(inputs)} inputs and {len(targets)} targets must agree")
@@ -336,11 +331,6 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
                 "fwv_x1e3": 1e3 * float((w * spread).mean()), "fwv_sigma": fwv_sigma, "fwv_sigma_derived": derived,
                 "fwv_weight_min": float(w.min()), "fwv_weight_max": float(w.max()),
                 "diversity": lpips_diversity(groups, distance)})
-    if generate is not None:
-        if sample_code is None: raise ValueError("IvO needs sample_code together with generate")
-        r = ivo(lambda code: generate(inputs, code), sample_code, targets, n_restarts=ivo_restarts, steps=ivo_steps,
-                lr=ivo_lr, seed=seed)
-        out.update({"ivo_mse_x1e3_mean": r["mse_x1e3_mean"], "ivo_mse_x1e3_std": r["mse_x1e3_std"]})
     return out
 
 NET_NAMES = {"inception-v3": "Inception-v3", "effnet-lite0": "EfficientNet-Lite0", "lpips-vgg": "LPIPS-VGG",
@@ -382,24 +372,6 @@ def degenerate_keys(metrics: dict,        # an `evaluate` record
     vals = [metrics[k] for k in prd_keys]
     if vals and (max(vals) <= tol or min(vals) >= 1 - tol): out += prd_keys
     return out
-
-# %% ../nbs/06_metrics.ipynb #c041
-def tim_ivo(model, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
-            keep_codes: bool = False) -> dict:
-    "IvO for a TIM: optimise the whole latent code (every level, global and spatial) to the observed images."
-    L, base = model.num_levels, tuple(inputs[0].shape[-2:])
-    dev = next(model.parameters()).device
-    for p in model.parameters(): p.requires_grad_(False)
-    try:
-        gen = lambda code: model(inputs, LatentCode(list(code[:L]), list(code[L:])))[-1]
-        def draw(n):
-            c = model.sample_code(n, base, device=dev)
-            return tuple(c.globals_ + c.spatials)
-        res = ivo(gen, draw, targets, n_restarts=restarts, steps=steps, lr=lr, seed=seed, keep_codes=keep_codes)
-        if keep_codes: res["codes"] = LatentCode(list(res["codes"][:L]), list(res["codes"][L:]))
-        return res
-    finally:
-        for p in model.parameters(): p.requires_grad_(True)
 
 # %% ../nbs/06_metrics.ipynb #c044
 def psnr(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

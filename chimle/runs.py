@@ -12,7 +12,6 @@ import ast
 import fcntl
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import random
@@ -24,7 +23,7 @@ import pandas as pd
 import torch
 
 from .config import RunConfig, repo_path, run_name
-from .core import atomic_write_bytes, write_run_config
+from .core import atomic_write, atomic_write_bytes, write_run_config
 
 # %% ../nbs/00d_runs.ipynb #r005
 class CheckpointError(RuntimeError):
@@ -48,8 +47,7 @@ def checksum(obj, h=None) -> str:
 def save_atomic(obj, path: str | Path, with_checksum: bool = True) -> Path:
     "`torch.save` through the atomic writer (temporary file, fsync, rename); a dict gets a `sha256` entry."
     if with_checksum and isinstance(obj, dict): obj = {**obj, "sha256": checksum(obj)}
-    buf = io.BytesIO(); torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getbuffer())
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 _NOT_WEIGHTS = "weights only load failed"  # how torch's message for a file holding Python objects begins
 

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'RELEASE_MAX_BYTES', 'SHOWN', 'save_model', 'load_model', 'release_models', 'prepare_input',
-           'sample_batches', 'sample', 'interpolate', 'TIMSampler', 'as_sampler', 'load_sampler', 'closest_sample',
-           'code_grid', 'sample_grid', 'save_gif', 'UsageError', 'input_files', 'output_stems', 'writable_folder',
-           'sample_files', 'chimle_sample']
+           'sample_batches', 'sample', 'interpolate', 'TIMSampler', 'as_sampler', 'load_sampler', 'tim_ivo',
+           'closest_sample', 'code_grid', 'sample_grid', 'save_gif', 'UsageError', 'input_files', 'output_stems',
+           'writable_folder', 'sample_files', 'chimle_sample']
 
 # %% ../nbs/07_sample.ipynb #c002
 import os
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .baselines import is_baseline_file, load_baseline
 from .config import dump_yaml, from_dict, TIMConfig, to_dict
 from .core import atomic_write_bytes, command_errors, get_device, image_grid, ImageError, read_image, resize, sha256_file, to_pil, write_image
-from .metrics import tim_ivo
+from .metrics import ivo
 from .parallel import cpu_workers, workers_for
 from .runs import CheckpointError, load_checkpoint, save_atomic
 from .sampler import Sampler
@@ -189,6 +189,24 @@ def load_sampler(path: str | Path, device="cpu") -> Sampler:
     ck = load_checkpoint(path)
     method = (ck.get("meta") or {}).get("method") or (ck.get("config") or {}).get("search", {}).get("method", "chimle")
     return TIMSampler(load_model(path, device), method)
+
+# %% ../nbs/07_sample.ipynb #c041
+def tim_ivo(model: TIM, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
+            keep_codes: bool = False) -> dict:
+    "IvO for a TIM: optimise the whole latent code (every level, global and spatial) to the observed images."
+    L, base = model.num_levels, tuple(inputs[0].shape[-2:])
+    dev = next(model.parameters()).device
+    for p in model.parameters(): p.requires_grad_(False)
+    try:
+        gen = lambda code: model(inputs, LatentCode(list(code[:L]), list(code[L:])))[-1]
+        def draw(n):
+            c = model.sample_code(n, base, device=dev)
+            return tuple(c.globals_ + c.spatials)
+        res = ivo(gen, draw, targets, n_restarts=restarts, steps=steps, lr=lr, seed=seed, keep_codes=keep_codes)
+        if keep_codes: res["codes"] = LatentCode(list(res["codes"][:L]), list(res["codes"][L:]))
+        return res
+    finally:
+        for p in model.parameters(): p.requires_grad_(True)
 
 # %% ../nbs/07_sample.ipynb #c013
 def closest_sample(model: TIM | Sampler, inputs: list,  # the model and one prepared input (batch 1)

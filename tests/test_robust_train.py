@@ -8,9 +8,9 @@ import torch
 
 from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
 from chimle.search import SquaredError
-from chimle.train import CheckpointError, NonFiniteLossError, RunLockedError, Trainer, load_checkpoint
+from chimle.runs import CheckpointError, NonFiniteLossError, RunLockedError, load_checkpoint
+from chimle.train import Trainer
 
-torch.set_num_threads(1)
 CFG = tiny_train_config(passes=1.0, steps_per_round=6, search_images=6, log_every=1)
 
 
@@ -55,7 +55,7 @@ def test_non_finite_gradient_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_two_trainings_in_one_folder(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from chimle.train import lock_run_dir\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from chimle.runs import lock_run_dir\n"
                                "f = lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     try:

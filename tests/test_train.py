@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from chimle.train import load_checkpoint
+from chimle.runs import load_checkpoint
 
 DRIVER = Path(__file__).with_name("train_driver.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
