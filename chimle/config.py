@@ -29,9 +29,11 @@ from ruamel.yaml import composer as _composer
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scanner import Scanner
 
+
 # %% ../nbs/00a_config.ipynb #g005
 def repo_root(start: str | Path | None = None) -> Path:
-    "The repository root: `$CHIMLE_ROOT`, else the first parent of `start` (default: cwd) or of the package holding params.yaml and settings.ini."
+    """The repository root: `$CHIMLE_ROOT`, else the first parent of `start` (default: cwd) or of the package holding
+    params.yaml and settings.ini."""
     env = os.environ.get("CHIMLE_ROOT")
     if env: return Path(env).resolve()
     candidates = [Path(start or Path.cwd()).resolve()]
@@ -55,7 +57,8 @@ def _check(ok: bool, msg: str):
     if not ok: raise ConfigError(msg)
 
 YAML_DEPTH, YAML_VALUES = 100, 100_000  # params.yaml nests 6 levels deep and holds about 600 values
-_TOO_DEEP = (RecursionError, getattr(_composer, "MaxDepthExceededError", RecursionError))  # (ruamel < 0.19: Python's limit)
+# (ruamel < 0.19: Python's limit)
+_TOO_DEEP = (RecursionError, getattr(_composer, "MaxDepthExceededError", RecursionError))
 
 class _DepthError(YAMLError): pass
 
@@ -68,7 +71,7 @@ class _Scanner(Scanner):
 def _yaml() -> YAML:
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
-    y.Scanner, y.max_depth = _Scanner, YAML_DEPTH  # bounded nesting: brackets in the scanner, indentation in the composer
+    y.Scanner, y.max_depth = _Scanner, YAML_DEPTH  # bounded nesting: brackets in the scanner, indents in the composer
     return y
 
 def _size(x, what: str, memo: dict, depth: int = 0) -> tuple[int, int]:
@@ -84,10 +87,10 @@ def _size(x, what: str, memo: dict, depth: int = 0) -> tuple[int, int]:
     return n, h
 
 def check_size(x, what: str = "params.yaml") -> int:
-    "The number of values in `x`, each use of a YAML alias counted in full; `ConfigError` past YAML_VALUES or YAML_DEPTH."
+    "The number of values in `x`, each use of an alias counted in full; `ConfigError` past YAML_VALUES or YAML_DEPTH."
     n = _size(x, what, {})[0]
-    _check(n <= YAML_VALUES, f"{what} holds more than {YAML_VALUES:,} values, counting each use of a YAML alias (*name) "
-                             "in full; refused (an alias bomb?)")
+    _check(n <= YAML_VALUES, f"{what} holds more than {YAML_VALUES:,} values, counting each use of a YAML alias "
+                             "(*name) in full; refused (an alias bomb?)")
     return n
 
 def read_yaml(path: str | Path):
@@ -95,8 +98,9 @@ def read_yaml(path: str | Path):
     path = Path(path)
     try: text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}): a binary file, "
-                          "or text saved in another encoding such as latin-1; save it as UTF-8") from None
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}): "
+                          "a binary file, or text saved in another encoding such as latin-1; "
+                          "save it as UTF-8") from None
     try: data = _yaml().load(text)
     except (_DepthError, *_TOO_DEEP): raise ConfigError(f"{path} nests more than {YAML_DEPTH} levels deep") from None
     except YAMLError as e: raise ConfigError(f"{path} is not valid YAML: {e}") from None
@@ -152,7 +156,7 @@ class DistanceConfig:
     "The perceptual distance used by the search, the loss and the metrics."
     backbone: str = param(choices=("lpips-vgg", "lpips-alex", "effnet-lite0"))
     pixel_weight: float = param(lo=0.0)                     # search and loss: add this x pixel MSE (0: the paper's)
-    chroma_weight: float = param(lo=0.0)                    # add this x the Lab chroma MSE of block averages (0: the paper's)
+    chroma_weight: float = param(lo=0.0)                    # add this x Lab chroma MSE of block means (0: the paper's)
     chroma_pool: int = param(lo=1, hi=_SIZE)                # side of those blocks, pixels
 
 @dataclass
@@ -162,12 +166,14 @@ class SearchConfig:
     samples_per_level: list[int] = param(lo=1, hi=_COUNT, per_level=True)  # m_l
     memory_budget_mb: int = param(lo=1, hi=_MB)             # batch candidates to fit this budget
     cimle_samples: int = param(lo=0, hi=_COUNT)             # m for cimle; 0: as many as a chimle search costs (FLOPs)
-    bf16_rescore: int = param(lo=0, hi=_COUNT)              # > 0: score in bf16, re-score each image's nearest this many in fp32
+    bf16_rescore: int = param(lo=0, hi=_COUNT)              # > 0: score in bf16, re-score each image's nearest
+                                                            # this many in fp32
 
 @dataclass
 class TrainConfig:
     "Rounds of code search then optimisation steps (the official schedule: spec.md section 4)."
-    passes: float = param(gt=0.0)                           # passes over the training set (rounds = passes * N / images_per_round)
+    passes: float = param(gt=0.0)                           # passes over the training set
+                                                            # (rounds = passes * N / images_per_round)
     images_per_round: int = param(lo=1, hi=_COUNT)          # images whose codes each round re-selects
     steps_per_round: int = param(lo=1, hi=_COUNT)           # optimisation steps per round
     batch_size: int = param(lo=1, hi=_SIZE)                 # global batch (split across processes)
@@ -182,8 +188,9 @@ class TrainConfig:
     amp: str = param(choices=("none", "bf16"))              # mixed precision: bf16 autocast
     channels_last: bool = param()                           # channels_last memory format
     threads: int = param(lo=0, hi=_FEW)                     # CPU threads of a training process (0: torch's default)
-    workers: int = param(lo=1, hi=_FEW)                     # CPU workers (one thread each) splitting the search's candidates
-                                                            # and batches of >= 2 per worker (chimle.parallel; 1: none)
+    workers: int = param(lo=1, hi=_FEW)                     # CPU workers (one thread each) splitting the search's
+                                                            # candidates and batches of >= 2 per worker
+                                                            # (chimle.parallel; 1: none)
 
 # %% ../nbs/00a_config.ipynb #g014
 @dataclass
@@ -197,8 +204,8 @@ class TaskData:
     test_crop: str = param(choices=("random", "grid", "center"))   # placement of test crops
     test_fraction: float = param(lo=0.0, hi=1.0)            # photos held out where the source has no split
     max_images: int = param(lo=0, hi=_COUNT)                # at most this many photos per split (0: all)
-    in_domain_fraction: float = param(lo=0.0, hi=0.9)       # ours: this fraction of each training photo's width (right side,
-                                                            # at least one crop) is held out as the in-domain test split
+    in_domain_fraction: float = param(lo=0.0, hi=0.9)       # ours: this fraction of each training photo's width
+                                                            # (right side, >= 1 crop) is the in-domain test split
 
 @dataclass
 class JPEGData(TaskData):
@@ -234,10 +241,10 @@ class DataConfig:
 @dataclass
 class MetricsConfig:
     "Evaluation metrics (paper Sect. 3): the FID/KID/PRD network, FwV, KID, PRD and IvO settings."
-    feature_net: str = param(choices=("inception-v3", "effnet-lite0"))  # FID/KID/PRD embedding; the paper's is inception-v3
+    feature_net: str = param(choices=("inception-v3", "effnet-lite0"))  # FID/KID/PRD embedding (paper: inception-v3)
     samples_per_input: int = param(lo=2, hi=_COUNT)  # samples per test input (official test: 10)
     test_inputs: int = param(lo=0, hi=_COUNT)  # test inputs evaluated (0: all)
-    fwv_sigma: float = param(lo=0.0)          # FwV kernel bandwidth (paper Table 1); 0: derived from the distance's scale
+    fwv_sigma: float = param(lo=0.0)          # FwV kernel bandwidth (paper Table 1); 0: from the distance's scale
     kid_subset_size: int = param(lo=2, hi=_COUNT)  # reduced to the set size when larger (with a warning)
     kid_subsets: int = param(lo=1, hi=_COUNT)  # KID subsets
     prd_clusters: int = param(lo=0, hi=_COUNT)  # PRD mini-batch k-means clusters; 0: chosen for the sample size
@@ -365,7 +372,7 @@ class FetchLimits:
     deadline_s: float = param(gt=0.0)             # wall-clock limit of one download, retries included
     extract_bytes: int = param(lo=1, hi=_BYTES)   # most bytes one archive may write
     extract_members: int = param(lo=1, hi=_COUNT)  # most members (files, folders, links) of one archive
-    extract_ratio: float = param(gt=1.0)          # most bytes written per byte of archive (checked beyond the first MiB)
+    extract_ratio: float = param(gt=1.0)          # most bytes written per byte of archive (checked past the first MiB)
 
     def download_kw(self) -> dict: return {"max_bytes": self.download_bytes, "deadline_s": self.deadline_s}
     def extract_kw(self) -> dict:
@@ -433,7 +440,8 @@ class KnownModesConfig:
 class ModeForcingConfig:
     "The appendix-D experiment (toy mixture and known-modes image benchmark): params.yaml's `mode_forcing`."
     seed: int = param(lo=0, hi=2**32 - 1)         # seeds data, training and sampling
-    base_profile: str = param()                   # the profile whose TIM, training and search settings the benchmark's TIMs start from
+    base_profile: str = param()                   # the profile whose TIM, training and search settings
+                                                  # the benchmark's TIMs start from
     offsets: list[float] = param()                # mode means at x = 0
     slopes: list[float] = param()                 # how each mean moves with x
     weights: list[float] = param(lo=0.0)          # mode probabilities
@@ -512,7 +520,8 @@ def _convert(value, tp, key: str, meta: dict):
     elif tp is int:
         _check(isinstance(value, int) and not isinstance(value, bool), f"{key} must be an integer, got {value!r}")
     elif tp is float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{key} must be a number, got {value!r}")
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+               f"{key} must be a number, got {value!r}")
         _check(math.isfinite(value), f"{key} must be a finite number, got {value!r}")
         value = float(value)
     elif tp is str:
@@ -533,7 +542,7 @@ def _near(name, among) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 def from_dict(cls, d: dict, key: str = ""):
-    "Build dataclass `cls` from mapping `d`, checking each value; unknown and missing keys fail, named (prefixed by `key`)."
+    "Build dataclass `cls` from mapping `d`, checking each value; unknown and missing keys fail, named (prefix `key`)."
     pre = key + "." if key else ""
     _check(isinstance(d, dict), f"{key or 'params.yaml'} must be a mapping, got {type(d).__name__}")
     hints, names = get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
@@ -598,11 +607,12 @@ def _check_profile(p: Profile, key: str):
         side = p.tim.base_size * 2 ** (levels if task == "sr" else levels - 1)  # the finest target's side
         _check(t.resize_short == 0 or t.resize_short >= side,
                f"{k}.resize_short is {t.resize_short} but crops are {side} px ({key}.tim); use 0 or >= {side}")
-        _check(t.source != "night2day" or task == "n2d", f"{k}.source night2day holds night/day pairs; only n2d can use it")
+        _check(t.source != "night2day" or task == "n2d",
+               f"{k}.source night2day holds night/day pairs; only n2d can use it")
     n = p.data.n2d
     _check((n.source == "night2day") == (n.night != "proxy"),
-           f"{key}.data.n2d.night is {n.night!r} but source is {n.source!r}: pairs (left/right) come only from night2day, "
-           "a proxy only from photos")
+           f"{key}.data.n2d.night is {n.night!r} but source is {n.source!r}: pairs (left/right) come only from "
+           "night2day, a proxy only from photos")
 
 def check_device(spec: str, key: str = "device") -> str:
     "`spec` if it names a device (auto, cpu, mps, cuda, cuda:N), else `ConfigError` naming `key`."
@@ -616,7 +626,8 @@ def validate(params: Params) -> Params:
            f"profile is {params.profile!r} but profiles has only {', '.join(params.profiles) or 'nothing'}")
     check_device(params.device)
     _check(params.mode_forcing.base_profile in params.profiles,
-           f"mode_forcing.base_profile is {params.mode_forcing.base_profile!r}; profiles are {', '.join(params.profiles)}")
+           f"mode_forcing.base_profile is {params.mode_forcing.base_profile!r}; "
+           f"profiles are {', '.join(params.profiles)}")
     for name, p in params.profiles.items(): _check_profile(p, f"profiles.{name}")
     both = set(params.fetch.embedded.train) & set(params.fetch.embedded.test)
     _check(not both, f"fetch.embedded: {', '.join(sorted(both))} in both train and test (the split is by photo)")
@@ -651,10 +662,11 @@ def run_config_from_yaml(path: str | Path) -> RunConfig:
 
 # %% ../nbs/00a_config.ipynb #g028b
 def _flat(d: dict, pre: str = "") -> dict:
-    return {k2: v2 for k, v in d.items() for k2, v2 in (_flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(pre + k, v)])}
+    return {k2: v2 for k, v in d.items()
+            for k2, v2 in (_flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(pre + k, v)])}
 
 def profile_changes(profiles: dict, name: str) -> dict:
-    "Dotted key -> (this profile's value, its base's value) for every key profile `name` states over the one it extends."
+    "Dotted key -> (this profile's value, its base's value) for each key profile `name` states over the one it extends."
     block = dict(profiles[name]); base = block.pop("extends", None)
     if base is None: return {}
     full = _flat(expand_profiles(profiles)[base])

@@ -34,7 +34,11 @@ import yaml
 from fastcore.script import call_parse
 
 from .config import ConfigError, FetchConfig, FetchLimits, load_params, repo_path
-from .core import IMAGE_SUFFIXES, atomic_write_bytes, command_errors, read_image, resize_short, sha256_file, Staging, write_image, write_manifest
+from .core import IMAGE_SUFFIXES, Staging, atomic_write_bytes, command_errors, read_image, resize_short
+
+# isort: split
+# (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)
+from .core import sha256_file, write_image, write_manifest
 
 # %% ../nbs/01a_fetch.ipynb #c028
 EMBEDDED_PHOTOS = {  # name: (package, file inside its sample-data folder, licence, credit)
@@ -118,7 +122,8 @@ def _fetch_once(url: str, dest: Path, part: Path, timeout: float, chunk: int, ho
                 stop_at: float):
     "One attempt: request the rest of `part` and append it; `_Retry` on transient failures."
     have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"User-Agent": "chimle-fetch", **({"Range": f"bytes={have}-"} if have else {})})
+    req = urllib.request.Request(url, headers={"User-Agent": "chimle-fetch",
+                                               **({"Range": f"bytes={have}-"} if have else {})})
     try: resp = urllib.request.urlopen(req, timeout=max(0.1, min(timeout, stop_at - time.monotonic())))
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # nothing after `have`: whole if the server's total size says so
@@ -223,11 +228,12 @@ def download(url: str,                        # http(s) URL
             raise FetchError(f"{url}: not complete within deadline_s={deadline_s:g} s (last: {last}); the partial file "
                              f"{part} is kept and the next run resumes it. {how}")
         if fails > retries:
-            raise FetchError(f"{url}: failed after {retries + 1} attempts (last: {last}); the partial file {part} is kept "
-                             f"and the next run resumes it. {how}")
+            raise FetchError(f"{url}: failed after {retries + 1} attempts (last: {last}); the partial file {part} "
+                             f"is kept and the next run resumes it. {how}")
         time.sleep(wait)
     digest = sha256_file(part)
-    if not (sha256 and digest == sha256) and (bad := content_problem(part, dest.name)):  # a given checksum outranks the look
+    # a given checksum outranks the look
+    if not (sha256 and digest == sha256) and (bad := content_problem(part, dest.name)):
         part.unlink()
         raise FetchError(f"{url}: the server sent {bad} instead of {dest.name}, perhaps an error or login page; "
                          f"nothing was kept. {how}")
@@ -262,7 +268,8 @@ _RATIO_FLOOR = 1 << 20  # an archive that writes less than 1 MiB is never refuse
 class _Budget:
     "What one archive has written so far, against its caps."
     def __init__(self, archive, size: int | None, max_bytes: int, max_members: int, max_ratio: float):
-        self.archive, self.size, self.max_bytes, self.max_members, self.max_ratio = archive, size, max_bytes, max_members, max_ratio
+        self.archive, self.size, self.max_bytes, self.max_members, self.max_ratio = (archive, size, max_bytes,
+                                                                                      max_members, max_ratio)
         self.bytes = self.members = 0
 
     def member(self, n: int = 1):
@@ -278,8 +285,8 @@ class _Budget:
                                     "archive is trusted, raise the cap")
         if self.size is not None and self.bytes > max(_RATIO_FLOOR, self.max_ratio * self.size):
             raise ArchiveLimitError(f"{self.archive}: would write {self.bytes} bytes or more from {self.size} bytes of "
-                                    f"archive, above max_ratio={self.max_ratio:g} (a compression bomb?); if the archive "
-                                    "is trusted, raise the cap")
+                                    f"archive, above max_ratio={self.max_ratio:g} (a compression bomb?); "
+                                    "if the archive is trusted, raise the cap")
 
 # %% ../nbs/01a_fetch.ipynb #f016
 def _safe_rel(name: str, archive) -> PurePosixPath:
@@ -291,7 +298,8 @@ def _safe_rel(name: str, archive) -> PurePosixPath:
     return PurePosixPath(*[q for q in p.parts if q not in ("", ".")])
 
 def _inside(root: Path, p: Path) -> bool:
-    return os.path.realpath(p) == os.path.realpath(root) or os.path.realpath(p).startswith(os.path.realpath(root) + os.sep)
+    return (os.path.realpath(p) == os.path.realpath(root)
+            or os.path.realpath(p).startswith(os.path.realpath(root) + os.sep))
 
 def _check_link(rel: PurePosixPath, target: str, archive, name: str):
     t = target.replace("\\", "/")
@@ -300,7 +308,8 @@ def _check_link(rel: PurePosixPath, target: str, archive, name: str):
         raise UnsafeArchiveError(f"{archive}: link {name!r} -> {target!r} points outside the destination")
 
 # %% ../nbs/01a_fetch.ipynb #f018
-_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, tarfile.TarError, zipfile.BadZipFile)  # a damaged archive's
+# a damaged archive's
+_READ_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, tarfile.TarError, zipfile.BadZipFile)
 _CLASHES = (FileExistsError, IsADirectoryError, NotADirectoryError)
 _DEPTH = 256  # folders in a member's path: deeper trees break recursive tools (shutil.rmtree) and help no dataset
 
@@ -314,14 +323,15 @@ def _unreadable(archive, e: Exception, name: str | None = None) -> ArchiveReadEr
 
 def _unwritable(archive, name: str, e: OSError) -> ArchiveMemberError:
     why = ("it clashes with another member of the same name (a file and a folder)" if isinstance(e, _CLASHES) else
-           "its name or path is too long for this file system" if e.errno == errno.ENAMETOOLONG else e.strerror or str(e))
+           "its name or path is too long for this file system" if e.errno == errno.ENAMETOOLONG else
+           e.strerror or str(e))
     return ArchiveMemberError(f"{archive}: cannot extract member {_show(name)}: {why}; nothing was extracted")
 
 def _folder(tmp: Path, rel: PurePosixPath, archive, name: str) -> Path:
     "Create the folder `tmp/rel` one level at a time (no recursion), refusing a path deeper than `_DEPTH`."
     if len(rel.parts) > _DEPTH:
-        raise ArchiveMemberError(f"{archive}: cannot extract member {_show(name)}: it nests {len(rel.parts)} folders deep, "
-                                 f"more than {_DEPTH}; nothing was extracted")
+        raise ArchiveMemberError(f"{archive}: cannot extract member {_show(name)}: "
+                                 f"it nests {len(rel.parts)} folders deep, more than {_DEPTH}; nothing was extracted")
     d = tmp
     for part in rel.parts:
         d = d / part
@@ -334,7 +344,8 @@ def _folder(tmp: Path, rel: PurePosixPath, archive, name: str) -> Path:
 def _write_member(tmp: Path, rel: PurePosixPath, src, archive, name: str, size: int, budget: _Budget):
     budget.reserve(size)
     parent = _folder(tmp, rel.parent, archive, name)
-    if not _inside(tmp, parent): raise UnsafeArchiveError(f"{archive}: member {name!r} would be written outside the destination")
+    if not _inside(tmp, parent):
+        raise UnsafeArchiveError(f"{archive}: member {name!r} would be written outside the destination")
     n = 0
     try:
         with open(parent / rel.name, "wb") as f:
@@ -343,7 +354,8 @@ def _write_member(tmp: Path, rel: PurePosixPath, src, archive, name: str, size: 
                 except _READ_ERRORS as e: raise _unreadable(archive, e, name) from None
                 if not b: break
                 n += len(b)
-                if n > size: raise ArchiveLimitError(f"{archive}: member {name!r} holds more than the {size} bytes it declares")
+                if n > size:
+                    raise ArchiveLimitError(f"{archive}: member {name!r} holds more than the {size} bytes it declares")
                 f.write(b)
     except OSError as e: raise _unwritable(archive, name, e) from None
     if n < size: raise _unreadable(archive, EOFError(f"{n} bytes where its header declares {size} bytes"), name)
@@ -354,12 +366,14 @@ def _extract_tar(tf: tarfile.TarFile, tmp: Path, archive, select, budget: _Budge
         budget.member()
         rel = _safe_rel(m.name, archive)
         try: tarfile.data_filter(m, str(tmp))  # devices, pipes, links leaving the folder
-        except tarfile.FilterError as e: raise UnsafeArchiveError(f"{archive}: member {m.name!r} refused: {e}") from None
+        except tarfile.FilterError as e:
+            raise UnsafeArchiveError(f"{archive}: member {m.name!r} refused: {e}") from None
         new = select(rel) if select else rel
         if new is None or str(new) in ("", "."): continue
         new = _safe_rel(str(new), archive)
         if m.isdir(): _folder(tmp, new, archive, m.name)
-        elif m.isfile(): _write_member(tmp, new, tf.extractfile(m), archive, m.name, m.size, budget); done[str(rel)] = new
+        elif m.isfile():
+            _write_member(tmp, new, tf.extractfile(m), archive, m.name, m.size, budget); done[str(rel)] = new
         elif m.issym() or m.islnk():
             target = posixpath.normpath(m.linkname if m.islnk() else posixpath.join(str(rel.parent), m.linkname))
             links.append((target, new, m.name))
@@ -402,8 +416,9 @@ def safe_extract(archive: str | Path | io.IOBase,   # a .tar(.gz|.bz2|.xz) or .z
                  max_members: int = EXTRACT_MEMBERS,            # most members (files, folders, links)
                  max_ratio: float = EXTRACT_RATIO                 # most bytes written per byte of archive
                  ) -> list[str]:
-    "Extract an untrusted tar or zip archive into `dest`, refusing members that would escape it and archives over the caps."
-    name = archive if isinstance(archive, (str, Path)) else getattr(archive, "name", archive)  # (a Path's .name drops the folder)
+    "Extract an untrusted tar or zip archive into `dest`, refusing members that escape it and archives over the caps."
+    # (a Path's .name drops the folder)
+    name = archive if isinstance(archive, (str, Path)) else getattr(archive, "name", archive)
     budget = _Budget(name, _archive_size(archive), max_bytes, max_members, max_ratio)
     with Staging(dest) as tmp:
         try:
@@ -429,13 +444,16 @@ def fetch_embedded(dest: Path, train: list[str], test: list[str]) -> dict:
     return {"source": "embedded", "photos": {n: {"licence": EMBEDDED_PHOTOS[n][2], "credit": EMBEDDED_PHOTOS[n][3],
                                                  "split": "train" if n in train else "test"} for n in train + test}}
 
-def _bad_download(e: ArchiveReadError, url: str, path: Path, folder: Path, sha256: str, key: str, task: str) -> ArchiveReadError:
-    "The error of a download that cannot be read; unless params.yaml gives its checksum, it and its recorded checksum go."
-    if sha256: return ArchiveReadError(e.what, f"its SHA-256 matches {key} in params.yaml, so downloading it again would bring "
-                                               f"the same file: check that checksum, or place a good copy at {path}")
+def _bad_download(e: ArchiveReadError, url: str, path: Path, folder: Path, sha256: str, key: str,
+                  task: str) -> ArchiveReadError:
+    "The error of a download that cannot be read; unless params.yaml has its checksum, it and its recorded checksum go."
+    if sha256:
+        return ArchiveReadError(e.what, f"its SHA-256 matches {key} in params.yaml, so downloading it again would "
+                                        f"bring the same file: check that checksum, or place a good copy at {path}")
     path.unlink(missing_ok=True); _forget(folder, url)
-    return ArchiveReadError(e.what, f"the download (a transfer cut short?) was deleted with its recorded checksum: run the stage "
-                                    f"again (`python -m chimle.fetch --task {task}`) to download it afresh, or place a good copy at {path}")
+    return ArchiveReadError(e.what, f"the download (a transfer cut short?) was deleted with its recorded checksum: "
+                                    f"run the stage again (`python -m chimle.fetch --task {task}`) to download it "
+                                    f"afresh, or place a good copy at {path}")
 
 def fetch_night2day(dest: Path, fc: FetchConfig, limits: FetchLimits | None = None, refetch: bool = False) -> dict:
     "Download and safely extract the night2day pairs into `dest/{train,val,test}`."
@@ -447,10 +465,12 @@ def fetch_night2day(dest: Path, fc: FetchConfig, limits: FetchLimits | None = No
                    how=how, refetch=refetch, **limits.download_kw())
     def select(rel):  # night2day/<split>/<file>.jpg -> <split>/<file>.jpg
         parts = rel.parts[1:] if rel.parts and rel.parts[0] == "night2day" else rel.parts
-        ok = len(parts) == 2 and parts[0] in ("train", "val", "test") and Path(parts[1]).suffix.lower() in IMAGE_SUFFIXES
+        ok = (len(parts) == 2 and parts[0] in ("train", "val", "test")
+              and Path(parts[1]).suffix.lower() in IMAGE_SUFFIXES)
         return PurePosixPath(*parts) if ok else None
     try: n = len(safe_extract(arc, dest, select, **limits.extract_kw()))
-    except ArchiveReadError as e: raise _bad_download(e, src.url, arc, dl, src.sha256, "fetch.night2day.sha256", "n2d") from None
+    except ArchiveReadError as e:
+        raise _bad_download(e, src.url, arc, dl, src.sha256, "fetch.night2day.sha256", "n2d") from None
     if n == 0: raise FetchError(f"{arc}: no night2day/<split>/*.jpg members found")
     return {"source": "night2day", "url": src.url, "archive_sha256": sha256_file(arc), "images": n}
 
@@ -504,7 +524,8 @@ def fetch_raise1k(dest: Path, fc: FetchConfig, limits: FetchLimits | None = None
                          "terms there) and save it at that path, or set fetch.raise1k.csv_url.")
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8-sig"))))
     if not rows or src.url_column not in rows[0]:
-        raise FetchError(f"{csv_path}: no column {src.url_column!r} (columns: {', '.join(rows[0]) if rows else 'none'})")
+        raise FetchError(f"{csv_path}: no column {src.url_column!r} "
+                         f"(columns: {', '.join(rows[0]) if rows else 'none'})")
     rows = rows[:src.max_images] if src.max_images else rows
     for r in rows:
         url = r[src.url_column].strip()
@@ -513,14 +534,15 @@ def fetch_raise1k(dest: Path, fc: FetchConfig, limits: FetchLimits | None = None
         f = download(url, dl / "photos" / f"{name}{Path(urllib.parse.urlparse(url).path).suffix or '.tif'}", None, dl,
                      fc.timeout_s, fc.retries, fc.backoff_s, **kw)
         write_image(resize_short(read_image(f), src.resize_short), dest / f"{name}.png")
-    return {"source": "raise1k", "csv_sha256": sha256_file(csv_path), "images": len(rows), "resize_short": src.resize_short}
+    return {"source": "raise1k", "csv_sha256": sha256_file(csv_path), "images": len(rows),
+            "resize_short": src.resize_short}
 
 # %% ../nbs/01a_fetch.ipynb #c044
 def fetch_task(task: str,                                 # sr | col | dc | n2d
                profile: str | None = None,                # default: params.yaml's `profile`
                params: str | Path | None = None,          # params file (default: the repository's)
                dest: str | Path | None = None,            # default: data/raw/<profile>/<task>
-               refetch: bool = False,                     # download again, discarding cached files and recorded checksums
+               refetch: bool = False,                     # download again, dropping cached files and recorded checksums
                limits: FetchLimits | None = None) -> Path:  # caps on downloads and extraction (default: fetch.limits)
     "Write the raw data of `task` for a profile from its source, atomically, with a manifest."
     p = load_params(params); cfg = p.resolve(profile)

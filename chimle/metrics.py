@@ -48,7 +48,8 @@ class EffNetLite0Features(FeatureExtractorBase):
     def get_dummy_input_for_compile(): return torch.zeros(1, 3, 224, 224, dtype=torch.uint8)
 
     def forward(self, x: torch.Tensor):
-        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"expected uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
         x = resize(x.float() / 255, 224)  # antialiased bicubic, clamped to [0, 1]
         return (self.net.extract_features(2 * x - 1).mean((2, 3)),)  # [-1, 1] input; (N, 1280)
 
@@ -59,7 +60,8 @@ def register_feature_nets():
 
 def inception_weights(download: bool = True, verify: bool = True) -> Path:
     "The TF-compatible Inception-v3 weights file for FID/KID in the torch hub cache, or `WeightsUnavailableError`."
-    return cached_weights("FID/KID with Inception-v3 (torch-fidelity)", URL_INCEPTION_V3, download=download, verify=verify)
+    return cached_weights("FID/KID with Inception-v3 (torch-fidelity)", URL_INCEPTION_V3, download=download,
+                          verify=verify)
 
 register_feature_nets()
 
@@ -74,8 +76,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 class ImageSet(Dataset):
     "Images (N, 3, H, W), float in [0, 1] or uint8, served as uint8 tensors for torch-fidelity."
     def __init__(self, images: torch.Tensor):
-        if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"expected images (N, 3, H, W), got {tuple(images.shape)}")
-        self.images = images if images.dtype == torch.uint8 else (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images (N, 3, H, W), got {tuple(images.shape)}")
+        self.images = (images if images.dtype == torch.uint8 else
+                       (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8))
         self.images = self.images.cpu().contiguous()
     def __len__(self): return len(self.images)
     def __getitem__(self, i): return self.images[i]
@@ -84,7 +88,8 @@ class ImageSet(Dataset):
         return hashlib.sha256(str(tuple(self.images.shape)).encode() + self.images.numpy().tobytes()).hexdigest()[:16]
 
 def _fidelity_kwargs(feature_net: str, device, download: bool, cache_dir, batch_size: int | None) -> dict:
-    if feature_net not in FEATURE_NETS: raise ValueError(f"unknown feature_net {feature_net!r}; choose one of {', '.join(FEATURE_NETS)}")
+    if feature_net not in FEATURE_NETS:
+        raise ValueError(f"unknown feature_net {feature_net!r}; choose one of {', '.join(FEATURE_NETS)}")
     register_feature_nets()
     cuda = get_device(device).type == "cuda"
     kw = dict(feature_extractor=FEATURE_NETS[feature_net], cuda=cuda, batch_size=batch_size or (64 if cuda else 8),
@@ -136,7 +141,7 @@ def fwv_terms(samples,                # per input j, its samples: (J, I, 3, H, W
               distance: Callable,     # d(x, y) -> (N,)
               sigma: float = 0.2      # kernel bandwidth (paper Table 1)
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    "FwV's two factors for every sample of every input: weights exp(-d(y~_ij, y_j) / (2 sigma^2)) and spreads d(y~_ij, y_bar_j)."
+    "FwV's factors per sample of each input: weights exp(-d(y~_ij, y_j) / (2 sigma^2)) and spreads d(y~_ij, y_bar_j)."
     groups = _per_input(samples)
     if len(groups) != len(targets): raise ValueError(f"{len(groups)} inputs' samples but {len(targets)} targets")
     if not sigma > 0: raise ValueError(f"FwV needs sigma > 0, got {sigma}")
@@ -161,7 +166,7 @@ def lpips_diversity(samples, distance: Callable) -> float:
 
 # %% ../nbs/06_metrics.ipynb #c047
 def fwv_sigma_from_scale(d_trivial) -> float:
-    "FwV's sigma for any distance: sqrt(m / 2), m the median distance of the trivial outputs to the truth (weight e^-1 at m)."
+    "FwV's sigma for any distance: sqrt(m / 2), m the trivial outputs' median distance to the truth (weight e^-1 at m)."
     d = torch.as_tensor(d_trivial, dtype=torch.float64).detach().cpu().flatten()
     m = float(np.median(d.numpy())) if len(d) else math.nan
     if not (math.isfinite(m) and m > 0):
@@ -181,7 +186,8 @@ def prd_run_curves(eval_features: np.ndarray, ref_features: np.ndarray, num_clus
     from sklearn.cluster import MiniBatchKMeans
     eval_features, ref_features = np.asarray(eval_features, np.float64), np.asarray(ref_features, np.float64)
     if len(eval_features) != len(ref_features):
-        raise ValueError(f"PRD needs equally many evaluated and reference embeddings, got {len(eval_features)} and {len(ref_features)}")
+        raise ValueError(f"PRD needs equally many evaluated and reference embeddings, "
+                         f"got {len(eval_features)} and {len(ref_features)}")
     data, n = np.concatenate([eval_features, ref_features]), len(eval_features)
     if num_clusters > n:
         warnings.warn(f"PRD clusters reduced from {num_clusters} to {n}, the number of embeddings per set")
@@ -210,7 +216,7 @@ def prd_summary(eval_features, ref_features,
                 num_runs: int = 10,       # clusterings averaged
                 beta: float = 8,          # F_beta and F_1/beta
                 seed: int = 0) -> dict:
-    "PRD's F_8 and F_1/8 on the averaged curve (the paper's), their mean and std over the clusterings, the clusters used."
+    "PRD's F_8 and F_1/8 on the averaged curve (the paper's), their mean and std over clusterings, the clusters used."
     curves = prd_run_curves(eval_features, ref_features, num_clusters, num_angles, num_runs, seed)
     f8, f1_8 = max_f_beta(np.mean([c[0] for c in curves], 0), np.mean([c[1] for c in curves], 0), beta)
     runs = np.array([max_f_beta(p, r, beta) for p, r in curves])  # (num_runs, 2)
@@ -232,7 +238,7 @@ def prd(eval_features, ref_features,
 def prd_clusters_for_size(n: int,               # embeddings per set (PRD's two sets are equally large)
                           per_cluster: int = 10,  # points of each set per cluster, on average
                           most: int = 20) -> int: # the paper's count, reached at most * per_cluster embeddings
-    "PRD's k-means clusters for `n` embeddings per set: about `per_cluster` points of each set per cluster, 2 to `most`."
+    "PRD's k-means clusters for `n` embeddings a set: about `per_cluster` points of each set per cluster, 2 to `most`."
     return max(2, min(most, n // per_cluster))
 
 # %% ../nbs/06_metrics.ipynb #c029
@@ -285,7 +291,8 @@ def ivo(generate: Callable,                 # code -> images (N, 3, H, W) in [0,
                 else:
                     better = mse < per_image
                     per_image = torch.where(better, mse, per_image)
-                    best = [torch.where(better.to(b.device).view(-1, *[1] * (b.ndim - 1)), t.detach(), b) for b, t in zip(best, leaves)]
+                    best = [torch.where(better.to(b.device).view(-1, *[1] * (b.ndim - 1)), t.detach(), b)
+                            for b, t in zip(best, leaves)]
     t = torch.tensor(per_restart, dtype=torch.float64)
     out = {"mse_x1e3_mean": float(t.mean()), "mse_x1e3_std": float(t.std(unbiased=False)), "per_restart": per_restart}
     if keep_codes: out.update(codes=_rebuild(template, best), best_mse_x1e3=(scale * per_image).tolist())
@@ -298,7 +305,7 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
              distance: PerceptualDistance,         # for FwV and the diversity score (the paper's: lpips-vgg)
              *,                                    # the settings below: params.yaml's `metrics`
              feature_net: str,                     # FID/KID/PRD network: "inception-v3" (the paper's) or "effnet-lite0"
-             fwv_sigma: float,                     # FwV kernel bandwidth (paper Table 1: 0.2); 0: derived from `trivial`
+             fwv_sigma: float,                     # FwV kernel bandwidth (paper Table 1: 0.2); 0: from `trivial`
              kid_subset_size: int,                 # KID subset size (reduced to the set size when larger)
              kid_subsets: int,                     # KID subsets
              prd_clusters: int,                    # PRD k-means clusters; 0: `prd_clusters_for_size`
@@ -308,14 +315,16 @@ def evaluate(samples_per_input,                    # (J, I, 3, H, W) or a list o
              reference_name: str = "targets",      # cache prefix of the targets' features
              cache_dir: str | Path | None = None,  # torch-fidelity cache (default: runs/cache/fidelity)
              device=None, download: bool = True, seed: int = 0) -> dict:
-    "The sample metrics of the paper's Tables 1 and 2 (IvO: `ivo`), in their units, as a flat dict keyed by metric alone."
+    "The sample metrics of the paper's Tables 1, 2 (IvO: `ivo`), in their units, as a flat dict keyed by metric alone."
     groups = _per_input(samples_per_input)
     if len(groups) != len(targets) or len(inputs) != len(targets):
         raise ValueError(f"{len(groups)} inputs' samples, {len(inputs)} inputs and {len(targets)} targets must agree")
-    if fwv_sigma < 0 or prd_clusters < 0: raise ValueError(f"fwv_sigma and prd_clusters must be >= 0, got {fwv_sigma}, {prd_clusters}")
+    if fwv_sigma < 0 or prd_clusters < 0:
+        raise ValueError(f"fwv_sigma and prd_clusters must be >= 0, got {fwv_sigma}, {prd_clusters}")
     derived = fwv_sigma == 0
     if derived:
-        if trivial is None: raise ValueError("fwv_sigma 0 derives sigma from the trivial outputs' distances: pass `trivial`")
+        if trivial is None:
+            raise ValueError("fwv_sigma 0 derives sigma from the trivial outputs' distances: pass `trivial`")
         fwv_sigma = fwv_sigma_from_scale(distance(trivial, targets))
     common = dict(feature_net=feature_net, cache_dir=cache_dir, device=device, download=download)
     out = {"n_inputs": len(targets), "samples_per_input": min(len(s) for s in groups)}
@@ -356,7 +365,7 @@ def metric_label(key: str,                        # an `evaluate` key, e.g. "fid
                  feature_net: str | None = None,  # the record's feature network (FID, KID, PRD), e.g. "effnet-lite0"
                  distance: str | None = None      # the record's distance (FwV, diversity), e.g. "lpips-vgg"
                  ) -> str:
-    "The label to print for an `evaluate` key, naming its network: ('fid', 'effnet-lite0') -> 'FID (EfficientNet-Lite0)'."
+    "The label to print for an `evaluate` key, with its network: ('fid', 'effnet-lite0') -> 'FID (EfficientNet-Lite0)'."
     label, measured_by = _LABELS.get(key, (key, None))
     net = {_FEATURES: feature_net, _DISTANCE: distance}.get(measured_by)
     return label if net is None else f"{label} ({NET_NAMES.get(net, net)})"
@@ -364,7 +373,7 @@ def metric_label(key: str,                        # an `evaluate` key, e.g. "fid
 # %% ../nbs/06_metrics.ipynb #c055
 def degenerate_keys(metrics: dict,        # an `evaluate` record
                     tol: float = 1e-6) -> list[str]:
-    "Keys of the metrics in `metrics` that cannot discriminate at this sample size (FwV weights all ~0 or ~1; PRD both 0 or 1)."
+    "Keys of `metrics` that cannot discriminate at this sample size (FwV weights all ~0 or ~1; PRD both 0 or 1)."
     out = []
     w_lo, w_hi = metrics.get("fwv_weight_min"), metrics.get("fwv_weight_max")
     if "fwv_x1e3" in metrics and w_lo is not None and (w_hi < tol or w_lo > 1 - tol): out.append("fwv_x1e3")

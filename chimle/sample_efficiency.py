@@ -84,15 +84,16 @@ def efficiency_rows(model, inputs: list, targets: list, distance,  # the model, 
                 m = tuple(pools[v][k])
                 if m not in done: done[m] = go("chimle", list(m), k)
                 for method, r, cands in (("chimle", done[m], sum(m)), ("cimle", done[("cimle",)], k)):
-                    rows.append({"view": v, "method": method, "run": run, "budget": k, "distance": float(r.distance.mean()),
-                                 "candidates": cands, "full_evals": r.cost_flops(f) / (n * sum(f))})
+                    rows.append({"view": v, "method": method, "run": run, "budget": k,
+                                 "distance": float(r.distance.mean()), "candidates": cands,
+                                 "full_evals": r.cost_flops(f) / (n * sum(f))})
     return rows
 
 def _num(x, digits=5): return None if x is None or not math.isfinite(x) else round(float(x), digits)
 
 def fig2(model, inputs: list, targets: list, distance,   # the model, a batch of held-out pairs, the search's distance
          se: SampleEfficiencyConfig,                      # budgets, runs, thresholds
-         shape: list,                                     # the authors' pools (params.yaml paper.search.samples_per_level)
+         shape: list,                                     # the authors' pools (paper.search.samples_per_level)
          seed: int = 0, memory_budget_mb: float = 512) -> dict:
     "Fig. 2 in both views: curves (distance per budget), budget needed per threshold, summary and headline numbers."
     rows = efficiency_rows(model, inputs, targets, distance, se.budgets, shape, se.runs, seed, memory_budget_mb)
@@ -106,7 +107,8 @@ def fig2(model, inputs: list, targets: list, distance,   # the model, a batch of
     views = {}
     for v, unit in VIEWS.items():
         means = curves[curves["view"] == v].groupby(["method", "budget"])["distance"].mean().unstack(0)
-        chimle = curves[(curves["view"] == v) & (curves["method"] == "chimle") & (curves["run"] == 0)].set_index("budget")
+        chimle = curves[(curves["view"] == v) & (curves["method"] == "chimle")
+                        & (curves["run"] == 0)].set_index("budget")
         s = summary[summary["view"] == v]
         views[v] = {"unit": unit,
                     "chimle_pools": {str(k): search_pools(model, base, k, shape, v) for k in se.budgets},
@@ -136,7 +138,8 @@ def plot_fig2(res: dict, title: str = "") -> plt.Figure:
                      errorbar="sd", ax=top)
         top.set_yscale("log", base=2); top.invert_xaxis(); top.set_ylabel(unit.replace("budget", "needed"))
         top.set_title(f"{name[v]}: needed to reach a distance")
-        sns.lineplot(data=curves[curves["view"] == v], x="budget", y="distance", hue="method", marker="o", errorbar="sd", ax=bottom)
+        sns.lineplot(data=curves[curves["view"] == v], x="budget", y="distance", hue="method", marker="o",
+                     errorbar="sd", ax=bottom)
         bottom.set_xscale("log", base=2); bottom.set_xlabel(unit)
         bottom.set_title(f"{name[v]}: distance reached ({res['metrics']['distance']})")
     fig.suptitle(title); fig.tight_layout()

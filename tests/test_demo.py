@@ -22,11 +22,12 @@ CHROMEDRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip(f"the demo's browser tests need Chromium and its driver, not found here: {INSTALL}",
                 allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="the demo's browser tests need selenium: pip install selenium")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="the demo's browser tests need selenium: pip install selenium")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from chimle.demo import examples  # noqa: E402
@@ -48,11 +49,13 @@ def server(tmp_path_factory):
     tmp, port = tmp_path_factory.mktemp("demo"), _free_port()
     log = open(tmp / "server.log", "w")
     env = os.environ | {"GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([str(EXE), "--port", str(port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen([str(EXE), "--port", str(port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
     url = f"http://127.0.0.1:{port}/"
 
     def up(_):
-        assert proc.poll() is None, f"chimle-demo exited with {proc.returncode}:\n{(tmp / 'server.log').read_text()[-3000:]}"
+        assert proc.poll() is None, (f"chimle-demo exited with {proc.returncode}:\n"
+                                     f"{(tmp / 'server.log').read_text()[-3000:]}")
         try: return urllib.request.urlopen(url, timeout=5).status == 200
         except OSError: return False
     try:
@@ -70,7 +73,7 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
-              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup would fail: offline here too
+              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup fails: offline here too
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network events, to list every request
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
@@ -115,11 +118,13 @@ class Page:
         box.clear(); box.send_keys(str(value)); box.send_keys("\t")
 
     def upload(self, css, path):
-        if self.d.find_elements(By.CSS_SELECTOR, f"{css} button[aria-label=Clear]"): self.click(f"{css} button[aria-label=Clear]")
+        if self.d.find_elements(By.CSS_SELECTOR, f"{css} button[aria-label=Clear]"):
+            self.click(f"{css} button[aria-label=Clear]")
         self.el(f"{css} input[type=file]").send_keys(str(path))
 
     def gallery(self) -> list:
-        return [(img.get_attribute("alt"), img.get_attribute("src")) for img in self.d.find_elements(By.CSS_SELECTOR, "#samples img")]
+        return [(img.get_attribute("alt"), img.get_attribute("src"))
+                for img in self.d.find_elements(By.CSS_SELECTOR, "#samples img")]
 
     def draw(self, n):
         "Draw `n` samples; returns the gallery's (caption, image address) once all have appeared."
@@ -131,7 +136,8 @@ class Page:
         return self.gallery()
 
     def error_says(self, words):
-        self.until(lambda: any(words in t.text for t in self.d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")),
+        self.until(lambda: any(words in t.text
+                               for t in self.d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")),
                    f"an error message saying {words!r}")
 
 
@@ -145,7 +151,8 @@ def page(browser, server, tmp_path):
 
 
 def _image(url) -> np.ndarray:
-    with urllib.request.urlopen(url, timeout=30) as r: return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
 
 
 def test_samples_with_input_ground_truth_and_download(page):
@@ -158,7 +165,8 @@ def test_samples_with_input_ground_truth_and_download(page):
     assert np.array_equal(_image(items[-1][1]), truth)
     link = page.el("#download a[download]")
     assert link.get_attribute("download") == "chelsea_samples.zip"
-    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r, zipfile.ZipFile(io.BytesIO(r.read())) as z:
+    with (urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r,
+          zipfile.ZipFile(io.BytesIO(r.read())) as z):
         assert z.namelist() == [f"chelsea_{k:03d}.png" for k in range(5)] + ["chelsea_grid.png"]
         assert np.array_equal(np.asarray(Image.open(z.open("chelsea_002.png")).convert("RGB")), _image(items[3][1]))
 
@@ -170,7 +178,8 @@ def test_upload_of_any_size_says_what_was_resized(page, tmp_path):
     page.click("#options .label-wrap")  # open the options
     page.type_into("#max-side input", 64)
     page.upload("#upload", photo)
-    page.status_says("flower.jpg: 640x427 -> 64x40 (longer side limited to max_side 64; centre-cropped to multiples of 8 px)")
+    page.status_says("flower.jpg: 640x427 -> 64x40 (longer side limited to max_side 64; "
+                     "centre-cropped to multiples of 8 px)")
     items = page.draw(2)
     assert [c for c, _ in items] == ["input", "sample 1", "sample 2"]  # no ground truth for an upload
     assert _image(items[1][1]).shape == (40, 64, 3)
@@ -210,7 +219,8 @@ def test_global_and_spatial_code_view(page):
 WATCH_PROGRESS = """
 window.progressShown = [];
 const box = document.getElementById("closest-image");
-new MutationObserver(() => window.progressShown.push(box.innerText)).observe(box, {subtree: true, childList: true, characterData: true});
+new MutationObserver(() => window.progressShown.push(box.innerText))
+  .observe(box, {subtree: true, childList: true, characterData: true});
 """
 
 

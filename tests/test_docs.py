@@ -25,7 +25,8 @@ CHROMEDRIVER = shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip("the docs site's browser test needs Chromium and its driver, not found here: "
                 "apt-get install chromium chromium-driver", allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="the docs site's browser test needs selenium: pip install selenium")
+webdriver = pytest.importorskip("selenium.webdriver",
+                                reason="the docs site's browser test needs selenium: pip install selenium")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -60,8 +61,10 @@ def site(tmp_path_factory):
     "The site built as `make docs` builds it, into a temporary folder, and served on a free port of 127.0.0.1."
     out = tmp_path_factory.mktemp("docs") / "site"
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=BUILD_S, env=os.environ | {"NO_MKDOCS_2_WARNING": "1"})
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--clean", "-f", str(ROOT / "mkdocs.yml"),
+                        "-d", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=BUILD_S,
+                       env=os.environ | {"NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, f"mkdocs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
     print(f"site built in {time.monotonic() - t0:.1f} s")
 
@@ -81,7 +84,7 @@ def browser():
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
               "--disable-background-networking", "--disable-component-update", "--no-first-run",
-              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup would fail: offline here too
+              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup fails: offline here too
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network events, to list every request
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
@@ -117,7 +120,8 @@ def test_index_lists_every_notebook_the_readme_and_the_report(visit):
     assert "chimle" in d.title and d.find_element(By.TAG_NAME, "h1").text == "chimle"
     links = {a.get_attribute("href").rsplit("/", 1)[-1] for a in d.find_elements(By.CSS_SELECTOR, "article a[href]")}
     stems = [p.stem for p in sorted((ROOT / "nbs").glob("*.ipynb"))]
-    assert stems and not [s for s in stems if f"{s}.html" not in links], f"the index misses notebooks; it links {sorted(links)}"
+    assert stems and not [s for s in stems
+                          if f"{s}.html" not in links], f"the index misses notebooks; it links {sorted(links)}"
     assert "readme.html" in links
     reports = sorted(ROOT.glob("runs/*/report/report.md"))
     assert all(f"report-{p.parents[1].name}.html" in links for p in reports)
@@ -140,7 +144,8 @@ def test_api_shows_the_parameters_comments_and_a_stored_table(visit):
     d = visit("03_distance.html")
     assert d.find_element(By.TAG_NAME, "h1").text == _title("03_distance")
     doc = d.find_element(By.ID, "chimle.distance.build_distance").find_element(By.XPATH, "..")
-    rows = {r.find_element(By.TAG_NAME, "code").text: r.text for r in doc.find_elements(By.CSS_SELECTOR, "tr.doc-section-item")}
+    rows = {r.find_element(By.TAG_NAME, "code").text: r.text
+            for r in doc.find_elements(By.CSS_SELECTOR, "tr.doc-section-item")}
     assert "backbone" in rows and "one of BACKBONES" in rows["backbone"], rows  # nbdev's docments: the trailing comment
     tables = d.find_elements(By.CSS_SELECTOR, ".nb-output table")
     assert tables and tables[0].find_elements(By.TAG_NAME, "td"), "the stored DataFrame output is missing"
@@ -158,5 +163,6 @@ def test_stored_image_output_is_shown(visit):
 def test_readme_page(visit, site):
     d = visit("readme.html")
     assert d.find_element(By.TAG_NAME, "h1").text == "chimle"
-    assert all(d.execute_script("return arguments[0].naturalWidth", i) > 0 for i in d.find_elements(By.CSS_SELECTOR, "article img"))
+    assert all(d.execute_script("return arguments[0].naturalWidth", i) > 0
+               for i in d.find_elements(By.CSS_SELECTOR, "article img"))
     assert (site["dir"] / "search" / "search_index.json").exists()

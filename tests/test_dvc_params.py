@@ -31,7 +31,8 @@ def _copy(tmp: Path) -> Path:
                                                           ("profile=paper", "paper", "profile", "paper")])
 def test_dvc_exp_run_gets_past_configure(tmp_path, setting, profile, key, value):
     repo = _copy(tmp_path)
-    env = {**os.environ, "CHIMLE_ROOT": str(repo), "PYTHONPATH": str(repo), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "CHIMLE_ROOT": str(repo), "PYTHONPATH": str(repo),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     r = subprocess.run([str(BIN / "dvc"), "exp", "run", "-S", setting, "configure"], cwd=repo, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -12,8 +12,8 @@ import tarfile
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,17 @@ from skimage import data as skdata
 
 from chimle.config import load_params, repo_path
 from chimle.data import prepare_task
-from chimle.fetch import (ArchiveLimitError, ChecksumError, FetchError, UnsafeArchiveError, download, fetch_task,
-                          load_download_manifest, safe_extract, sha256_file)
+from chimle.fetch import (
+    ArchiveLimitError,
+    ChecksumError,
+    FetchError,
+    UnsafeArchiveError,
+    download,
+    fetch_task,
+    load_download_manifest,
+    safe_extract,
+    sha256_file,
+)
 
 FAST = dict(timeout=5, retries=3, backoff=0.01)
 
@@ -227,7 +236,8 @@ def test_malicious_tar_is_refused_and_leaves_nothing(kind, tmp_path):
     dest = tmp_path / "sub" / "out"
     with pytest.raises(UnsafeArchiveError):
         safe_extract(arc, dest)
-    assert not dest.exists() and not (tmp_path / "escaped.txt").exists() and not (tmp_path / "sub" / "escaped.txt").exists()
+    assert (not dest.exists() and not (tmp_path / "escaped.txt").exists()
+            and not (tmp_path / "sub" / "escaped.txt").exists())
     assert os.listdir(tmp_path / "sub") == []
     assert not Path("/tmp/chimle-escaped.txt").exists()
 
@@ -253,10 +263,12 @@ def test_malicious_zip_is_refused(members, symlink, tmp_path):
 
 
 def test_benign_archives_extract(tmp_path):
-    arc = _tar(tmp_path / "ok.tar.gz", [("d/a.txt", "file", b"a"), ("d/same.txt", "sym", "a.txt"), ("d/e/", "file", b"")])
+    arc = _tar(tmp_path / "ok.tar.gz", [("d/a.txt", "file", b"a"), ("d/same.txt", "sym", "a.txt"),
+                                        ("d/e/", "file", b"")])
     got = safe_extract(arc, tmp_path / "out")
     assert (tmp_path / "out" / "d" / "a.txt").read_bytes() == b"a"
-    assert (tmp_path / "out" / "d" / "same.txt").read_bytes() == b"a" and not (tmp_path / "out" / "d" / "same.txt").is_symlink()
+    assert ((tmp_path / "out" / "d" / "same.txt").read_bytes() == b"a"
+            and not (tmp_path / "out" / "d" / "same.txt").is_symlink())
     assert "d/a.txt" in got
     z = _zip(tmp_path / "ok.zip", [("x/y.txt", b"y")])
     safe_extract(z, tmp_path / "zout")
@@ -291,7 +303,8 @@ def _night2day_tar():
                 day = np.asarray(Image.fromarray(getattr(skdata, n)()).resize((128, 128)))
                 pair = np.concatenate([day // 6, day], 1)  # night | day, 128x256
                 data = _jpeg(pair)
-                ti = tarfile.TarInfo(f"night2day/{split}/{i + 1}.jpg"); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+                ti = tarfile.TarInfo(f"night2day/{split}/{i + 1}.jpg"); ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -321,8 +334,9 @@ def test_night2day_fetch_and_prepare(server, tmp_path):
 def test_night2day_offline_fails_fast_with_instructions(tmp_path):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     url = f"http://127.0.0.1:{port}/night2day.tar.gz"
-    params = _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url),
-                                          d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+    params = _params(tmp_path,
+                     lambda d: (d["fetch"]["night2day"].update(url=url),
+                                d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
     t0 = time.monotonic()
     with pytest.raises(FetchError) as e:
         fetch_task("n2d", "embedded", params, tmp_path / "raw")
@@ -343,7 +357,8 @@ def test_ilsvrc_extracts_only_the_needed_synsets(tmp_path, monkeypatch):
     img = _jpeg(skdata.astronaut()[::4, ::4])
     inner = {s: _tar_bytes([(f"{s}_{i}.JPEG", img) for i in range(3)]) for s in ("n02279972", "n01440764")}
     (tmp_path / "ILSVRC2012_img_train.tar").write_bytes(_tar_bytes([(f"{s}.tar", b) for s, b in inner.items()]))
-    params = _params(tmp_path, lambda d: d["fetch"]["ilsvrc"].update(train_path="", synsets={"sr": ["n02279972"], "col": []}))
+    params = _params(tmp_path,
+                     lambda d: d["fetch"]["ilsvrc"].update(train_path="", synsets={"sr": ["n02279972"], "col": []}))
     with pytest.raises(FetchError, match="CHIMLE_ILSVRC_TRAIN"):
         fetch_task("sr", "paper", params, tmp_path / "raw")
     monkeypatch.setenv("CHIMLE_ILSVRC_TRAIN", str(tmp_path / "ILSVRC2012_img_train.tar"))
@@ -484,8 +499,9 @@ def test_deadline(server, tmp_path):
 def test_cli_reports_errors_without_traceback(tmp_path):
     params = _params(tmp_path, lambda d: d["fetch"]["ilsvrc"].update(train_path=""))
     env = {k: v for k, v in os.environ.items() if k != "CHIMLE_ILSVRC_TRAIN"}
-    r = subprocess.run([sys.executable, "-m", "chimle.fetch", "--task", "sr", "--profile", "paper", "--params", str(params),
-                        "--dest", str(tmp_path / "raw")], capture_output=True, text=True, env=env, cwd=repo_path())
+    r = subprocess.run([sys.executable, "-m", "chimle.fetch", "--task", "sr", "--profile", "paper",
+                        "--params", str(params), "--dest", str(tmp_path / "raw")],
+                       capture_output=True, text=True, env=env, cwd=repo_path())
     assert r.returncode == 1 and "CHIMLE_ILSVRC_TRAIN" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "raw").exists()
 
@@ -541,19 +557,23 @@ def test_entry_count_cap(fmt, tmp_path):
 def test_limits_reach_extraction_through_fetch_task(server, tmp_path):
     tgz = _night2day_tar()
     url = server.add("/night2day.tar.gz", tgz)
-    params = _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url),
-                                          d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+    params = _params(tmp_path,
+                     lambda d: (d["fetch"]["night2day"].update(url=url),
+                                d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
     with pytest.raises(FetchError, match="max_bytes=1000;"):
-        fetch_task("n2d", "embedded", params, tmp_path / "raw", limits=replace(load_params().fetch.limits, download_bytes=1000))
+        fetch_task("n2d", "embedded", params, tmp_path / "raw",
+                   limits=replace(load_params().fetch.limits, download_bytes=1000))
     with pytest.raises(ArchiveLimitError, match="max_members=3 members"):
-        fetch_task("n2d", "embedded", params, tmp_path / "raw", limits=replace(load_params().fetch.limits, extract_members=3))
+        fetch_task("n2d", "embedded", params, tmp_path / "raw",
+                   limits=replace(load_params().fetch.limits, extract_members=3))
     assert not (tmp_path / "raw").exists()
 
 
 # ---- a download cut short without a Content-Length (issue "Robust, round three", item 3) ------------------------
 def _n2d_params(tmp_path, url, sha=""):
-    return _params(tmp_path, lambda d: (d["fetch"]["night2day"].update(url=url, sha256=sha),
-                                        d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
+    return _params(tmp_path,
+                   lambda d: (d["fetch"]["night2day"].update(url=url, sha256=sha),
+                              d["profiles"]["embedded"]["data"]["n2d"].update(source="night2day", night="left")))
 
 
 def test_truncated_download_without_length_is_discarded_when_it_cannot_be_extracted(server, tmp_path):
@@ -606,7 +626,8 @@ def _zip_declaring(path, declared):
     import struct
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf: zf.writestr("x.txt", b"hello world")
     b = bytearray(path.read_bytes())
-    struct.pack_into("<I", b, b.index(b"PK\x03\x04") + 22, declared); struct.pack_into("<I", b, b.index(b"PK\x01\x02") + 24, declared)
+    struct.pack_into("<I", b, b.index(b"PK\x03\x04") + 22, declared)
+    struct.pack_into("<I", b, b.index(b"PK\x01\x02") + 24, declared)
     path.write_bytes(bytes(b))
     return path
 
@@ -620,13 +641,16 @@ def _dir_then_file(path, folder="a", file="a"):
 
 DEEP = "/".join(["a"] * 2000) + "/f.txt"
 CLASHES = {  # name -> (build the archive, a member the message names, what it says)
-    "file_then_folder": (lambda p: _tar(p / "c.tar.gz", [("a", "file", b"x"), ("a/b", "file", b"y")]), "'a/b'", "clashes"),
-    "folder_then_file": (lambda p: _tar(p / "c.tar.gz", [("a/b", "file", b"y"), ("a", "file", b"x")]), "'a'", "clashes"),
+    "file_then_folder": (lambda p: _tar(p / "c.tar.gz", [("a", "file", b"x"), ("a/b", "file", b"y")]),
+                         "'a/b'", "clashes"),
+    "folder_then_file": (lambda p: _tar(p / "c.tar.gz", [("a/b", "file", b"y"), ("a", "file", b"x")]),
+                         "'a'", "clashes"),
     "folder_member_then_file": (lambda p: _dir_then_file(p / "c.tar.gz"), "'a'", "clashes"),
     "zip_file_then_folder": (lambda p: _zip(p / "c.zip", [("a", b"x"), ("a/b", b"y")]), "'a/b'", "clashes"),
     "long_name": (lambda p: _tar(p / "c.tar.gz", [("n" * 300 + ".txt", "file", b"x")]), "nnnnnnnn", "too long"),
     "deep_path": (lambda p: _tar(p / "c.tar.gz", [(DEEP, "file", b"x")]), "a/a/a/a", "2000 folders deep"),
-    "deep_folder": (lambda p: _dir_then_file(p / "c.tar.gz", DEEP.rsplit("/", 1)[0], None), "a/a/a/a", "2000 folders deep"),
+    "deep_folder": (lambda p: _dir_then_file(p / "c.tar.gz", DEEP.rsplit("/", 1)[0], None),
+                    "a/a/a/a", "2000 folders deep"),
     "zip_size_too_small": (lambda p: _zip_declaring(p / "c.zip", 5), "'x.txt'", "truncated or corrupt"),
     "zip_size_too_large": (lambda p: _zip_declaring(p / "c.zip", 5000), "'x.txt'", "declares 5000 bytes"),
 }

@@ -40,5 +40,6 @@ def test_library_matches_notebooks(tmp_path):
 def test_library_files_are_tracked():
     tracked = {str(p) for p in _tracked(["chimle"])}
     if not tracked: return  # outside a git checkout (e.g. an sdist): nothing to compare
-    untracked = [str(p.relative_to(ROOT)) for p in (ROOT / "chimle").glob("*.py") if str(p.relative_to(ROOT)) not in tracked]
+    untracked = [str(p.relative_to(ROOT)) for p in (ROOT / "chimle").glob("*.py")
+                 if str(p.relative_to(ROOT)) not in tracked]
     assert not untracked, "exported modules not committed: " + ", ".join(untracked)

@@ -99,7 +99,8 @@ def test_deep_nesting_fails_fast(tmp_path, text):
     _fails(_file(tmp_path, text), "nests more than 100 levels deep")
 
 
-@pytest.mark.parametrize("data,why", [(RAW.replace("# chimle", "# chimlé", 1).encode("latin-1"), "byte 0xe9 at offset 7"),
+@pytest.mark.parametrize("data,why", [(RAW.replace("# chimle", "# chimlé", 1).encode("latin-1"),
+                                       "byte 0xe9 at offset 7"),
                                       (bytes(range(256)) * 10, "byte 0x80 at offset 128")])
 def test_file_that_is_not_utf8(tmp_path, data, why):
     _fails(_file(tmp_path, data=data), "is not UTF-8 text", why)

@@ -58,7 +58,8 @@ def _ramp(h=6, w=8, c=3):
 
 @pytest.mark.parametrize("name,array,kw,want", [
     ("rgb32.tif", _ramp().astype(np.float32), dict(photometric="rgb"), _ramp()),
-    ("planar.tif", _ramp().astype(np.float32).transpose(2, 0, 1), dict(photometric="rgb", planarconfig="separate"), _ramp()),
+    ("planar.tif", _ramp().astype(np.float32).transpose(2, 0, 1), dict(photometric="rgb", planarconfig="separate"),
+     _ramp()),
     ("grey16.tif", _ramp(c=1)[..., 0].astype(np.float16), {}, _ramp(c=1).repeat(3, -1)),
     ("grey64.tif", _ramp(c=1)[..., 0], {}, _ramp(c=1).repeat(3, -1)),
     ("over.tif", (_ramp() * 3 - 1).astype(np.float32), dict(photometric="rgb"), np.clip(_ramp() * 3 - 1, 0, 1)),
@@ -73,7 +74,8 @@ def test_tiffs_pillow_cannot_identify_are_read_and_scaled(tmp_path, name, array,
 
 
 def test_unreadable_tiffs_name_the_format(tmp_path, monkeypatch):
-    tifffile.imwrite(tmp_path / "five.tif", np.zeros((4, 4, 5), np.float32), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((4, 4, 5), np.float32), photometric="minisblack",
+                     planarconfig="contig")
     with pytest.raises(ImageError, match=r"five\.tif: TIFF of float32 samples .*5 samples per pixel"):
         read_image(tmp_path / "five.tif")
     nan = _ramp().astype(np.float32); nan[1, 2, 0] = np.nan
@@ -115,7 +117,8 @@ def test_max_side_keeps_memory_near_the_output(tmp_path):
     out, mb = _peak(f"""
 try: read_image({str(p)!r}, max_pixels=10**8)
 except ValueError as e: print(e)""")
-    assert "144,000,000 pixels exceeds the limit of 100,000,000" in out and mb < 50, (out, mb)  # refused from the header
+    # refused from the header
+    assert "144,000,000 pixels exceeds the limit of 100,000,000" in out and mb < 50, (out, mb)
 
 
 def test_max_side_decodes_a_jpeg_at_a_reduced_scale(tmp_path):
@@ -128,6 +131,7 @@ def test_max_side_decodes_a_jpeg_at_a_reduced_scale(tmp_path):
 
 def test_max_side_matches_a_resize_of_the_whole_image(tmp_path):
     from skimage import data as skdata
+
     from chimle.core import resize
     rgb = skdata.astronaut()[:, :400]  # 512 high, 400 wide
     for name, save in [("a.png", {}), ("a.jpg", {"quality": 95}), ("a16.png", None)]:
@@ -137,7 +141,7 @@ def test_max_side_matches_a_resize_of_the_whole_image(tmp_path):
         whole = read_image(f)
         small = read_image(f, max_side=50)  # reduced by 3 (down to 3 x 50 px at least), then resized
         assert small.shape == (3, 50, 39), (name, small.shape)  # 400 * 50 / 512 = 39.1
-        assert (small - resize(whole, (50, 39))).abs().mean() < 0.02, name  # box-averaged first: measured 0.012 on a.png
+        assert (small - resize(whole, (50, 39))).abs().mean() < 0.02, name  # box-averaged first: 0.012 on a.png
         assert read_image(f, max_side=1000).equal(whole)  # already small enough: unchanged
     exif = Image.Exif(); exif[0x0112] = 6  # shown turned: the EXIF orientation survives the reduction
     Image.fromarray(rgb).save(tmp_path / "turned.jpg", exif=exif)

@@ -17,7 +17,6 @@ from chimle.sample import chimle_sample, save_model
 from chimle.testing import tiny_tim
 
 
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
@@ -45,21 +44,25 @@ def _photo(path, h, w, seed=0):
 def test_a_small_image_does_not_stop_the_batch(models, tmp_path, monkeypatch, capsys, task):
     d = tmp_path / "in"; d.mkdir()
     _photo(d / "a.png", 48, 64); _photo(d / "b_small.png", 12, 9); _photo(d / "c.png", 40, 40)
-    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models[task], "--input", d, "--n", 2, "--out", tmp_path / "o")
+    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models[task], "--input", d, "--n", 2,
+                         "--out", tmp_path / "o")
     assert code == 0, err
     assert "b_small.png" in err and "enlarged" in err
     for stem in ("a", "b_small", "c"): assert (tmp_path / "o" / f"{stem}_001.png").is_file(), stem
     assert "wrote 6 samples for 3 of 3 inputs" in out
-    with Image.open(tmp_path / "o" / "b_small_000.png") as im: assert min(im.size) == 16  # 2^levels: the smallest level is 2 px
+    # 2^levels: the smallest level is 2 px
+    with Image.open(tmp_path / "o" / "b_small_000.png") as im: assert min(im.size) == 16
 
 
 def test_colliding_names_get_distinct_outputs(models, tmp_path, monkeypatch, capsys):
     d = tmp_path / "in"; d.mkdir()
     _photo(d / "x.png", 32, 32, seed=1); Image.fromarray(skdata.astronaut()[::16, ::16]).save(d / "x.jpg")
-    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", d, "--n", 2, "--out", tmp_path / "o", "--grid")
+    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", d, "--n", 2,
+                         "--out", tmp_path / "o", "--grid")
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert written == ["x_jpg_000.png", "x_jpg_001.png", "x_jpg_grid.png", "x_png_000.png", "x_png_001.png", "x_png_grid.png"], written
+    assert written == ["x_jpg_000.png", "x_jpg_001.png", "x_jpg_grid.png",
+                       "x_png_000.png", "x_png_001.png", "x_png_grid.png"], written
     assert (tmp_path / "o" / "x_jpg_000.png").read_bytes() != (tmp_path / "o" / "x_png_000.png").read_bytes()
     assert "wrote 4 samples for 2 of 2 inputs" in out and "x.jpg -> x_jpg_*" in out
 
@@ -74,7 +77,8 @@ def test_colliding_names_get_distinct_outputs(models, tmp_path, monkeypatch, cap
 ])
 def test_bad_options_name_themselves(models, tmp_path, monkeypatch, capsys, args, expected):
     _photo(tmp_path / "a.png", 32, 32)
-    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", tmp_path / "a.png", "--out", tmp_path / "o", *args)
+    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", tmp_path / "a.png",
+                         "--out", tmp_path / "o", *args)
     assert code == 2 and expected in err and "Traceback" not in err, err
     assert not (tmp_path / "o" / "a_000.png").exists()
 
@@ -103,7 +107,8 @@ def test_bad_out_and_mismatched_model(models, tmp_path, monkeypatch, capsys):
         assert code == 2 and "cannot write there" in err
     ck = torch.load(models["dc"], weights_only=True); ck["tim"]["mapping_width"] = 16; ck.pop("sha256", None)
     save_atomic(ck, tmp_path / "edited.pt")  # checksummed anew: settings that no longer describe the weights
-    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "edited.pt", "--input", img, "--out", tmp_path / "o")
+    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "edited.pt", "--input", img,
+                       "--out", tmp_path / "o")
     assert code == 2 and "edited.pt: its weights do not match its settings" in err, err
 
 
@@ -119,7 +124,8 @@ def test_errors_print_one_line_and_debug_keeps_the_traceback(models, tmp_path):
 def test_unreadable_folder_entries_are_named(models, tmp_path, monkeypatch, capsys):
     d = tmp_path / "in"; d.mkdir()
     _photo(d / "a.png", 32, 32); (d / "sub").mkdir(); (d / "gone.png").symlink_to(d / "missing.png")
-    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", d, "--n", 1, "--out", tmp_path / "o")
+    code, out, err = cli(monkeypatch, capsys, "--checkpoint", models["dc"], "--input", d, "--n", 1,
+                         "--out", tmp_path / "o")
     assert code == 0 and "skipped" in err and "gone.png" in err and "sub" in err, err
     assert "wrote 1 samples for 1 of 1 inputs" in out
 
@@ -145,9 +151,11 @@ def test_out_equal_to_input_is_refused_before_anything_is_written(models, tmp_pa
 def test_empty_and_pickled_model_files_are_named_without_advice_to_load_unsafely(tmp_path, monkeypatch, capsys):
     img = _photo(tmp_path / "a.png", 32, 32)
     (tmp_path / "empty.pt").write_bytes(b"")
-    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "empty.pt", "--input", img, "--out", tmp_path / "o")
+    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "empty.pt", "--input", img,
+                       "--out", tmp_path / "o")
     assert code == 2 and "empty.pt: an empty file (0 bytes)" in err, err
     torch.save({"payload": os.system}, tmp_path / "pickled.pt")  # a reference to a callable: code, not weights
-    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "pickled.pt", "--input", img, "--out", tmp_path / "o")
+    code, _, err = cli(monkeypatch, capsys, "--checkpoint", tmp_path / "pickled.pt", "--input", img,
+                       "--out", tmp_path / "o")
     assert code == 2 and "pickled.pt" in err and "refused" in err, err
     assert "weights_only" not in err and "arbitrary code" not in err, err

@@ -52,7 +52,8 @@ def test_help_documents_every_option():
 
 
 def test_real_photo_with_grid_and_gif(models, inputs, tmp_path):
-    r = _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", tmp_path, "--grid", "--gif", "--seed", 1)
+    r = _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", tmp_path,
+             "--grid", "--gif", "--seed", 1)
     assert r.returncode == 0, r.stderr
     assert "resized to the model's 8 px" in r.stderr  # a 512 px photo given to an 8 px super-resolution model
     pngs = sorted(p.name for p in tmp_path.glob("astronaut_0*.png"))
@@ -61,8 +62,10 @@ def test_real_photo_with_grid_and_gif(models, inputs, tmp_path):
     with Image.open(tmp_path / "astronaut.gif") as im: assert im.n_frames == 4
     assert (tmp_path / "astronaut_grid.png").is_file()
     again = tmp_path / "again"
-    assert _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", again, "--seed", 1).returncode == 0
-    assert (again / "astronaut_002.png").read_bytes() == (tmp_path / "astronaut_002.png").read_bytes()  # same seed, same samples
+    assert _cli("--checkpoint", models["sr"], "--input", inputs / "astronaut.png", "--n", 4, "--out", again,
+                "--seed", 1).returncode == 0
+    # same seed, same samples
+    assert (again / "astronaut_002.png").read_bytes() == (tmp_path / "astronaut_002.png").read_bytes()
 
 
 def test_folder_with_bad_files_reports_them_and_fails(models, inputs, tmp_path):
@@ -89,7 +92,8 @@ def test_missing_checkpoint_is_an_error(inputs, tmp_path):
 
 def test_closest_output_to_a_reference(models, inputs, tmp_path):
     first = tmp_path / "first"
-    assert _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--n", 2, "--out", first, "--seed", 3).returncode == 0
+    assert _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--n", 2, "--out", first,
+                "--seed", 3).returncode == 0
     ref = first / "coffee_000.png"  # an output of the model itself: a code exists that reproduces it
     r = _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--n", 2, "--out", tmp_path, "--seed", 4,
              "--reference", ref, "--ivo_steps", 150)
@@ -100,5 +104,6 @@ def test_closest_output_to_a_reference(models, inputs, tmp_path):
     random_mse = min(1e3 * ((load(tmp_path / f"coffee_{k:03d}.png") - load(ref)) ** 2).mean() for k in range(2))
     closest = 1e3 * ((load(tmp_path / "coffee_closest.png") - load(ref)) ** 2).mean()
     assert mse < 0.25 * random_mse and closest < 0.25 * random_mse, (mse, closest, random_mse)
-    bad = _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--out", tmp_path, "--reference", inputs / "notes.txt")
+    bad = _cli("--checkpoint", models["sr"], "--input", inputs / "coffee.jpg", "--out", tmp_path,
+               "--reference", inputs / "notes.txt")
     assert bad.returncode == 2 and "notes.txt" in bad.stderr

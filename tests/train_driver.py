@@ -9,11 +9,10 @@ import sys
 import torch
 
 import chimle.train as train_mod
-from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
-from chimle.search import SquaredError
 from chimle.runs import save_atomic
+from chimle.search import SquaredError
+from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
 from chimle.train import Trainer, init_distributed
-
 
 
 def main(out, kill_on_save=0):
