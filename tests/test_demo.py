@@ -178,8 +178,8 @@ def test_upload_of_any_size_says_what_was_resized(page, tmp_path):
     page.click("#options .label-wrap")  # open the options
     page.type_into("#max-side input", 64)
     page.upload("#upload", photo)
-    page.status_says("flower.jpg: 640x427 -> 64x40 (longer side limited to max_side 64; "
-                     "centre-cropped to multiples of 8 px)")
+    page.status_says("flower.jpg: 640x427 -> 64x43 (longer side limited to max_side 64, reduced as it was read)")
+    page.status_says("flower.jpg: 64x43 -> 64x40 (centre-cropped to multiples of 8 px)")
     items = page.draw(2)
     assert [c for c, _ in items] == ["input", "sample 1", "sample 2"]  # no ground truth for an upload
     assert _image(items[1][1]).shape == (40, 64, 3)
