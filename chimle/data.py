@@ -20,8 +20,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .config import ConfigError, DataConfig, RunConfig, load_config, repo_path
-from .core import image_grid, ImageError, pyramid, read_image, resize_short, sha256_file, Staging, to_pil, write_image, write_manifest
+from .core import ImageError, Staging, image_grid, pyramid, read_image, resize_short, sha256_file
+
+# isort: split
+# (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)
+from .core import to_pil, write_image, write_manifest
 from .tasks import crop_side, input_pyramid, jpeg_info, make_input, task_spec
+
 
 # %% ../nbs/01_data.ipynb #c021
 def crop_boxes(h: int, w: int, side: int, n: int, mode: str = "random",
@@ -84,16 +89,20 @@ class PairedDataset(Dataset):
                  prefix: str | None = None):         # keep only names starting with this (e.g. a synset)
         self.spec = task_spec(task)
         self.root, self.task, self.levels, self.base = Path(root), task, levels, base_size
-        self.split, self.augment, self.crop, self.crop_mode, self.seed, self.epoch = split, augment, crop, crop_mode, seed, 0
+        self.split, self.augment, self.crop, self.crop_mode = split, augment, crop, crop_mode
+        self.seed, self.epoch = seed, 0
         tdir = self.root / split / "target"
         if not tdir.is_dir():
-            raise FileNotFoundError(f"{tdir} does not exist: run `dvc repro prepare@{task}` (or chimle.data.prepare_task)")
+            raise FileNotFoundError(f"{tdir} does not exist: run `dvc repro prepare@{task}` "
+                                    "(or chimle.data.prepare_task)")
         self.names = sorted(p.stem for p in tdir.glob("*.png") if prefix is None or p.stem.startswith(prefix))
-        if not self.names: raise FileNotFoundError(f"no pairs in {tdir}" + (f" starting with {prefix!r}" if prefix else ""))
+        if not self.names:
+            raise FileNotFoundError(f"no pairs in {tdir}" + (f" starting with {prefix!r}" if prefix else ""))
         step = crop_side(task, levels, 1)
         if crop is not None and (crop % step or crop < step):
             raise ValueError(f"crop {crop} must be a multiple of {step} for a {levels}-level {task} pyramid")
-        if crop_mode not in ("random", "center"): raise ValueError(f"crop_mode must be random or center, got {crop_mode!r}")
+        if crop_mode not in ("random", "center"):
+            raise ValueError(f"crop_mode must be random or center, got {crop_mode!r}")
 
     def set_epoch(self, epoch: int):
         "Change the random crops and augmentations (deterministically) for a new pass over the data."
@@ -144,7 +153,8 @@ class TensorPairs(Dataset):
 # %% ../nbs/01_data.ipynb #c047
 def split_sources(raw: Path, test_fraction: float, seed: int, max_images: int = 0) -> dict[str, list[Path]]:
     "Source files per split: the source's `train/`/`test/` folders, else a seeded split by photo per subfolder."
-    files = lambda d: sorted(p for p in d.rglob("*") if p.is_file() and p.name != "MANIFEST.yaml" and not p.name.startswith("."))
+    files = lambda d: sorted(p for p in d.rglob("*")
+                             if p.is_file() and p.name != "MANIFEST.yaml" and not p.name.startswith("."))
     if (raw / "train").is_dir() and (raw / "test").is_dir():
         out = {"train": files(raw / "train"), "test": files(raw / "test")}
     else:
@@ -202,7 +212,8 @@ def prepare_task(task: str, cfg: RunConfig,           # task and resolved config
     bad, photos, strips = [], {}, {}
     with Staging(out) as tmp:
         for split, srcs in splits.items():
-            n, mode = (t.train_crops_per_image, t.train_crop) if split == "train" else (t.test_crops_per_image, t.test_crop)
+            n, mode = ((t.train_crops_per_image, t.train_crop) if split == "train" else
+                       (t.test_crops_per_image, t.test_crop))
             photos[split] = []
             for f in srcs:
                 try: x, y = load_source(f, task, d)
@@ -223,8 +234,8 @@ def prepare_task(task: str, cfg: RunConfig,           # task and resolved config
                     if keep < side:
                         raise ConfigError(f"{f}: {h}x{w} after resizing keeps {keep} px for training crops beside its "
                                           f"{w - keep} px in-domain test strip, less than one {side} px crop; lower "
-                                          f"profiles.{cfg.profile}.data.{task}.in_domain_fraction ({frac:g}) or raise its "
-                                          "resize_short")
+                                          f"profiles.{cfg.profile}.data.{task}.in_domain_fraction ({frac:g}) or raise "
+                                          "its resize_short")
                     xs, ys = None if x is None else x[..., keep:], y[..., keep:]
                     gi = torch.Generator().manual_seed(_item_seed(cfg.seed, task, "test_in", name))
                     boxes = crop_boxes(*ys.shape[-2:], side, t.test_crops_per_image, t.test_crop, gi)
@@ -237,8 +248,9 @@ def prepare_task(task: str, cfg: RunConfig,           # task and resolved config
                   for s in photos}
         if counts["train"] == 0: raise ImageError(f"{raw}: no usable training photos ({len(bad)} bad files)")
         if examples and counts["test"]:
-            write_image(caption(example_grid(tmp, task, L, base, examples), task_spec(task).example_title if task != "n2d" or
-                                d.n2d.night == "proxy" else "n2d: night | day (real pairs)"), tmp / "examples.png")
+            write_image(caption(example_grid(tmp, task, L, base, examples),
+                                task_spec(task).example_title if task != "n2d" or d.n2d.night == "proxy"
+                                else "n2d: night | day (real pairs)"), tmp / "examples.png")
         write_manifest(tmp, task=task, profile=cfg.profile, seed=cfg.seed, levels=L, base_size=base, crop_side=side,
                        settings=dataclasses.asdict(t), min_side=d.min_side, on_bad_file=d.on_bad_file,
                        proxy=(task == "n2d" and d.n2d.night == "proxy"), encoder=jpeg_info() if task == "dc" else None,
@@ -247,7 +259,8 @@ def prepare_task(task: str, cfg: RunConfig,           # task and resolved config
     return out
 
 # %% ../nbs/01_data.ipynb #c049
-def example_grid(root: str | Path, task: str, levels: int, base_size: int, n: int = 4, split: str = "test") -> torch.Tensor:
+def example_grid(root: str | Path, task: str, levels: int, base_size: int, n: int = 4,
+                 split: str = "test") -> torch.Tensor:
     "A 3xHxW grid of `n` prepared pairs (rows: input | target), spread over the split."
     ds = PairedDataset(root, task, levels, base_size, split)
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)

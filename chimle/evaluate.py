@@ -33,7 +33,7 @@ HEADLINE = ("fid", "kid_x1e3", "prd_f8", "prd_f1_8", "fwv_x1e3", "diversity", "i
 TRUTH_HEADLINE = ("best_distance", "trivial_distance", "best_psnr", "trivial_psnr", "consistency_psnr", "beats_trivial")
 
 def headline(metrics: dict, truth: dict | None = None, truth_in_domain: dict | None = None) -> dict:
-    "The few numbers `dvc metrics show` lists per run (the full record stays in metrics.json); in-domain truth scores as `in_*`."
+    "The few numbers `dvc metrics show` lists per run (full record: metrics.json); in-domain truth scores as `in_*`."
     out = {k: round(metrics[k], 6) for k in HEADLINE if k in metrics}
     pick = lambda t, prefix: {prefix + k: (t[k] if isinstance(t[k], bool) else round(t[k], 6))
                               for k in TRUTH_HEADLINE if k in (t or {})}
@@ -53,7 +53,7 @@ def truth_scores(task: str, samples: torch.Tensor, inputs: list, targets: torch.
 
 # %% ../nbs/06a_evaluate.ipynb #e004b
 def _draw(model, data, n: int, k: int, seed: int, dev) -> tuple[dict, list, torch.Tensor]:
-    "The first `n` pairs of `data` as a batch, its inputs on `dev`, and `k` samples per input (input j seeded `seed + j`)."
+    "The first `n` pairs of `data` as a batch, its inputs on `dev`, `k` samples per input (input j seeded `seed + j`)."
     batch = collate_pairs([data[i] for i in range(n)])
     xs = [x.to(dev) for x in batch["inputs"]]
     return batch, xs, torch.stack([model.sample([x[j:j + 1] for x in xs], k, seed=seed + j) for j in range(n)])
@@ -64,7 +64,7 @@ def _flops(fn) -> int:
     return int(fc.get_total_flops())
 
 def tim_compute(model, cfg: RunConfig, method: str, train_data, dev) -> dict:
-    "Training compute of a TIM run: steps x one step (generator and distance, forward and backward) + every round's search."
+    "Training compute of a TIM run: steps x one step (generator + distance, forward + backward) + every round's search."
     tc = cfg.train
     rounds = rounds_for(len(train_data), tc.images_per_round, tc.passes)
     b = collate_pairs([train_data[i] for i in range(min(tc.batch_size, len(train_data)))])
@@ -75,7 +75,8 @@ def tim_compute(model, cfg: RunConfig, method: str, train_data, dev) -> dict:
         loss_fn(outs, ys, distance, tc.intermediate_supervision)[0].backward()
     k = min(2, len(train_data))  # the search's cost per image, measured on k images
     sb = collate_pairs([train_data[i] for i in range(k)])
-    search_one = _flops(lambda: search_with_config(model, [x.to(dev) for x in sb["inputs"]], [y.to(dev) for y in sb["targets"]],
+    search_one = _flops(lambda: search_with_config(model, [x.to(dev) for x in sb["inputs"]],
+                                                   [y.to(dev) for y in sb["targets"]],
                                                    distance, replace(cfg.search, method=method))) / k
     per_step, steps = _flops(step), rounds * tc.steps_per_round
     search_total = search_one * tc.images_per_round * rounds
@@ -97,8 +98,9 @@ def run_compute(model: Sampler, checkpoint: Path, cfg: RunConfig, method: str, r
 # %% ../nbs/06a_evaluate.ipynb #e004d
 def evaluate_task(task: str, method: str, cfg: RunConfig | None = None, checkpoint: str | Path | None = None,
                   data_root: str | Path | None = None, out: str | Path | None = None, device=None,
-                  seed: int = 0) -> dict:  # 0: cfg.seed and run <task>-<method>; else it replaces cfg.seed, run <task>-<method>-s<seed>
-    "Evaluate the trained run of `task` and `method`; writes metrics.json (the record), headline.json, samples.png and (TIM) codes.png to `out`."
+                  # 0: cfg.seed and run <task>-<method>; else it replaces cfg.seed, run <task>-<method>-s<seed>
+                  seed: int = 0) -> dict:
+    "Evaluate a trained run; writes metrics.json (the record), headline.json, samples.png and (TIM) codes.png to `out`."
     cfg = cfg or load_config()
     if seed: cfg = replace(cfg, seed=seed)
     dev = get_device(device or cfg.device)
@@ -134,7 +136,8 @@ def _evaluate(task, method, cfg, checkpoint, data_root, out, dev, seed) -> dict:
         held = PairedDataset(root, task, cfg.tim.levels, cfg.tim.base_size, "test_in")
         b_in, _, s_in = _draw(model, held, min(n, len(held)), mc.samples_per_input, cfg.seed, dev)
         truth_in = truth_scores(task, s_in, b_in["inputs"], b_in["targets"][-1], judge)
-    codes = code_effects(model.model, [x[:min(mc.code_inputs, n)] for x in xs], n=mc.code_samples, seed=cfg.seed) if tim else None
+    codes = (code_effects(model.model, [x[:min(mc.code_inputs, n)] for x in xs], n=mc.code_samples, seed=cfg.seed)
+             if tim else None)
     record = {"task": task, "method": method, "run": name, "seed": cfg.seed, "profile": cfg.profile,
               "feature_net": mc.feature_net, "distance": distance.name, "metrics": res,
               "labels": {key: metric_label(key, mc.feature_net, distance.name) for key in res},

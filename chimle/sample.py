@@ -19,8 +19,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .baselines import baseline_from_checkpoint
-from .config import dump_yaml, from_dict, TIMConfig, to_dict
-from .core import atomic_write_bytes, command_errors, get_device, image_grid, ImageError, read_image, resize, sha256_file, to_pil, write_image
+from .config import TIMConfig, dump_yaml, from_dict, to_dict
+from .core import ImageError, atomic_write_bytes, command_errors, get_device, image_grid, read_image, resize
+
+# isort: split
+# (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)
+from .core import sha256_file, to_pil, write_image
 from .metrics import ivo
 from .parallel import cpu_workers, workers_for
 from .runs import CheckpointError, load_checkpoint, save_atomic
@@ -69,7 +73,7 @@ def release_models(train_root: str | Path,   # a profile's training runs: runs/<
                    runs: dict,               # name -> TrainRun (params.yaml's train_runs)
                    methods=("chimle", "cimle"),
                    max_bytes: int = RELEASE_MAX_BYTES) -> dict:
-    "Write the final model of each seed-0 run of `methods` as <out>/<task>-<method>.pt; returns {file: {sha256, bytes}}."
+    "Write the final model of each seed-0 run of `methods` as <out>/<task>-<method>.pt -> {file: {sha256, bytes}}."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, run in runs.items():
@@ -79,7 +83,8 @@ def release_models(train_root: str | Path,   # a profile's training runs: runs/<
         size = dest.stat().st_size
         if size > max_bytes:
             dest.unlink()
-            raise ValueError(f"{dest.name}: {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB a released model may take")
+            raise ValueError(f"{dest.name}: {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB a released "
+                             "model may take")
         files[dest.name] = {"sha256": sha256_file(dest), "bytes": size}
     if not files: raise ValueError(f"no seed-0 run of {', '.join(methods)} among {', '.join(runs) or 'no runs'}")
     for old in out.glob("*.pt"):
@@ -146,7 +151,8 @@ def _slerp(a, b, t):
     cos = ((af * bf).sum(1) / (af.norm(dim=1) * bf.norm(dim=1)).clamp(min=1e-12)).clamp(-1, 1)
     om = torch.acos(cos)[:, None]
     so = torch.sin(om)
-    out = torch.where(so.abs() < 1e-6, (1 - t) * af + t * bf, (torch.sin((1 - t) * om) * af + torch.sin(t * om) * bf) / so)
+    out = torch.where(so.abs() < 1e-6, (1 - t) * af + t * bf,
+                      (torch.sin((1 - t) * om) * af + torch.sin(t * om) * bf) / so)
     return out.view_as(a)
 
 @torch.no_grad()
@@ -178,7 +184,8 @@ class TIMSampler(Sampler):
         return self.model.sample_code(n, tuple(inputs[0].shape[-2:]), generator, self.device)
 
     def decode(self, inputs: list, code: LatentCode) -> torch.Tensor:
-        return self.model([x.to(self.device).expand(code.batch_size, *x.shape[1:]) for x in inputs], code.to(self.device))[-1]
+        return self.model([x.to(self.device).expand(code.batch_size, *x.shape[1:]) for x in inputs],
+                          code.to(self.device))[-1]
 
     def ivo(self, inputs: list, targets: torch.Tensor, restarts: int, steps: int, lr: float, seed: int = 0,
             keep_codes: bool = False) -> dict:
@@ -225,7 +232,7 @@ def closest_sample(model: TIM | Sampler, inputs: list,  # the model and one prep
 # %% ../nbs/07_sample.ipynb #c017
 def code_grid(model: TIM, inputs: list,   # the model and one prepared input (batch 1)
               n: int = 6, seed: int = 0) -> tuple:
-    "(grid image, gains): rows of outputs varying only the global / only the spatial code, each with magnified deviations."
+    "(grid image, gains): rows of outputs varying only the global / only the spatial code, with magnified deviations."
     g = torch.Generator().manual_seed(seed)
     rows, gains = [], {}
     for part in ("global", "spatial"):
@@ -254,7 +261,7 @@ def save_gif(frames: torch.Tensor, path: str | Path, ms: int = 250) -> Path:
     return path
 
 # %% ../nbs/07_sample.ipynb #c023
-from fastcore.script import call_parse, Param, store_true
+from fastcore.script import Param, call_parse, store_true
 
 SHOWN = 64  # --grid and --gif show at most this many samples
 
@@ -350,7 +357,7 @@ def sample_files(checkpoint: str, input: str, n: int = 16, out: str = "samples",
     for p, why in skipped: print(f"skipped {p}: {why}", file=sys.stderr)
     if not files: raise UsageError(f"--input {input}: no files in the folder")
     failed, written = [], 0
-    with cpu_workers(workers_for(dev, workers)):  # each batch's samples split across the workers: the same images, sooner
+    with cpu_workers(workers_for(dev, workers)):  # each batch's samples split across workers: the same images, sooner
         for f in tqdm(files, desc="inputs", disable=len(files) < 2):
             if stems[f] != f.stem: print(f"{f.name} -> {stems[f]}_* (another input has the same name)")
             try: written += _sample_one(model, f, stems[f], outdir, n, grid, gif, seed, max_side, ref,
@@ -368,16 +375,20 @@ def chimle_sample(checkpoint: Param("model file or training checkpoint", str) = 
                   input: Param("an image file, or a folder of images", str) = None,
                   n: Param("samples per input (written as they are drawn)", int) = 16,
                   out: Param("output folder", str) = "samples",
-                  grid: Param(f"also write <name>_grid.png: the input and its samples (the first {SHOWN})", store_true) = False,
-                  gif: Param(f"also write <name>.gif cycling through the samples (the first {SHOWN})", store_true) = False,
+                  grid: Param(f"also write <name>_grid.png: the input and its samples (the first {SHOWN})",
+                              store_true) = False,
+                  gif: Param(f"also write <name>.gif cycling through the samples (the first {SHOWN})",
+                             store_true) = False,
                   seed: Param("random seed: the same seed gives the same samples", int) = 0,
                   device: Param("cpu, cuda, cuda:N or auto", str) = "auto",
                   max_side: Param("same-resolution tasks: resize inputs whose longer side exceeds this", int) = 512,
                   reference: Param("also write <name>_closest.png: the output closest to this image (IvO)", str) = None,
                   ivo_steps: Param("Adam steps per random start when searching for the closest output", int) = 300,
-                  workers: Param("CPU workers, each drawing part of every batch (0: one per torch thread; same samples)", int) = 0,
+                  workers: Param("CPU workers, each drawing part of every batch "
+                                 "(0: one per torch thread; same samples)", int) = 0,
                   debug: Param("on an error, show the full traceback", store_true) = False):
     "Generate `n` samples for each input image with a trained chimle model."
     with command_errors("chimle-sample", debug, expected=(UsageError, ImageError)):
-        code = sample_files(checkpoint, input, n, out, grid, gif, seed, device, max_side, reference, ivo_steps, debug, workers)
+        code = sample_files(checkpoint, input, n, out, grid, gif, seed, device, max_side, reference, ivo_steps, debug,
+                            workers)
     if code: sys.exit(code)

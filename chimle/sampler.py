@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .core import resize
 from .tasks import task_spec
 
+
 # %% ../nbs/05a_sampler.ipynb #s005
 def cover_crop(img: torch.Tensor, size: tuple) -> torch.Tensor:
     "Resize `img` (..., H, W) to cover `size` (h, w), keeping its aspect ratio, then centre-crop it to `size`."
@@ -43,7 +44,7 @@ class Sampler:
     def device(self) -> torch.device: raise NotImplementedError
 
     def sample_batches(self, inputs: list, n: int = 8, seed: int = 0, batch: int = 8) -> Iterator[torch.Tensor]:
-        "The `n` outputs of one input (a prepared input list of batch 1) in batches (m, 3, H, W), every draw from `seed`."
+        "The `n` outputs of one input (a prepared input list, batch 1) in batches (m, 3, H, W), every draw from `seed`."
         raise NotImplementedError
 
     def sample(self, inputs: list, n: int = 8, seed: int = 0, batch: int = 8) -> torch.Tensor:
@@ -68,7 +69,8 @@ class Sampler:
                 restarts: int = 5, steps: int = 300, lr: float = 0.05,  # IvO: random starts, Adam steps and rate
                 seed: int = 0, name: str = "reference") -> dict:
         "The output closest to `reference` found by IvO: dict(image (3, H, W), code, mse_x1e3)."
-        if inputs[0].shape[0] != 1: raise ValueError(f"closest takes one input (batch 1), got a batch of {inputs[0].shape[0]}")
+        if inputs[0].shape[0] != 1:
+            raise ValueError(f"closest takes one input (batch 1), got a batch of {inputs[0].shape[0]}")
         if reference.ndim != 3 or reference.shape[0] != 3:
             raise ValueError(f"{name}: expected an RGB image (3, H, W), got {tuple(reference.shape)}")
         if self.codes(inputs, 1) is None:
@@ -85,6 +87,6 @@ class Sampler:
         return {"image": image, "code": res["codes"], "mse_x1e3": res["best_mse_x1e3"][0]}
 
     def sample_compute(self, inputs: list) -> dict:
-        "FLOPs of one output of `inputs` (torch's FlopCounterMode: convolutions and matrix products) and its evaluations."
+        "FLOPs of one output of `inputs` (FlopCounterMode: convolutions and matrix products) and its evaluations."
         with FlopCounterMode(display=False) as fc: self.sample([x[:1] for x in inputs], 1, seed=0)
         return {"sample_flops": int(fc.get_total_flops()), "sample_evaluations": self.evaluations}

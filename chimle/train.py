@@ -25,10 +25,14 @@ from .core import command_errors, get_device, seed_everything
 from .data import PairedDataset, augment, collate_pairs, draw_flips
 from .distance import distance_from_config
 from .parallel import cpu_workers, split_backward
-from .runs import (CheckpointError, NonFiniteLossError, Run, RunLockedError, code_fingerprint, load_checkpoint,
-                         rng_state, run_dir, save_atomic, set_rng_state)
+from .runs import CheckpointError, NonFiniteLossError, Run, RunLockedError, code_fingerprint, load_checkpoint
+
+# isort: split
+# (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)
+from .runs import rng_state, run_dir, save_atomic, set_rng_state
 from .search import search_with_config
 from .tim import TIM, LatentCode, build_tim
+
 
 # %% ../nbs/05_train.ipynb #c005
 def _gen(*keys) -> torch.Generator:
@@ -102,7 +106,8 @@ class Trainer:
                  threads: int = 0):              # torch threads while training (params: train.threads; 0: as is)
         self.rank, self.world = dist_info()
         if train.batch_size % self.world:
-            raise ConfigError(f"train.batch_size ({train.batch_size}) must be divisible by the number of processes ({self.world})")
+            raise ConfigError(f"train.batch_size ({train.batch_size}) must be divisible by the number of processes "
+                              f"({self.world})")
         self.device = torch.device(device)
         self.model, self.dataset, self.distance = model.to(self.device), dataset, distance
         self.cfg, self.search_cfg, self.seed, self.augment = train, search_cfg, seed, augment
@@ -164,7 +169,8 @@ def _select_codes(self: Trainer, r: int):
         order[k::self.world] = p.cpu(); dord[k::self.world] = q.cpu()
     self.codes = (idx, flips, order, dord)
     self.search_seconds = time.time() - t0
-    if self.rank == 0: save_atomic({"round": r, "indices": idx, "flips": flips, "codes": order, "distances": dord}, self.codes_path)
+    if self.rank == 0:
+        save_atomic({"round": r, "indices": idx, "flips": flips, "codes": order, "distances": dord}, self.codes_path)
 
 # %% ../nbs/05_train.ipynb #c020
 @patch
@@ -229,7 +235,8 @@ def resume(self: Trainer) -> bool:
     if self.step_in_round >= self.cfg.steps_per_round: self.round, self.step_in_round = self.round + 1, 0
     if self.codes_path.exists():
         c = load_checkpoint(self.codes_path)
-        if c["round"] == self.round: self.codes = (c["indices"], [tuple(f) for f in c["flips"]], c["codes"], c["distances"])
+        if c["round"] == self.round:
+            self.codes = (c["indices"], [tuple(f) for f in c["flips"]], c["codes"], c["distances"])
     return True
 
 # %% ../nbs/05_train.ipynb #c024
@@ -237,7 +244,8 @@ def resume(self: Trainer) -> bool:
 def fit(self: Trainer, rounds: int | None = None, max_steps: int | None = None, resume: bool = True) -> "Trainer":
     "Train for `rounds` rounds (default: train.passes over the data), resuming from a checkpoint when present."
     workers = self.cfg.workers if self.device.type == "cpu" and self.world == 1 else 1  # train.workers
-    with Run(self.out, self.config, self.run_config, self.threads, self.log, self.rank) as self.run, cpu_workers(workers):
+    with (Run(self.out, self.config, self.run_config, self.threads, self.log, self.rank) as self.run,
+          cpu_workers(workers)):
         try: return self._fit(rounds, max_steps, resume)
         finally: self.run = None
 
@@ -278,7 +286,8 @@ def _fit(self: Trainer, rounds, max_steps, resume):
             self.step_in_round += 1; self.global_step += 1
             bar.update(1); bar.set_postfix(loss=f"{stats[0].item():.4f}")
             if self.global_step % self.cfg.log_every == 0:
-                self.run.log({"train/loss": stats[0], **{f"train/loss_level{l}": stats[l] for l in range(1, len(stats))},
+                self.run.log({"train/loss": stats[0],
+                              **{f"train/loss_level{l}": stats[l] for l in range(1, len(stats))},
                               "train/step_seconds": time.time() - t0}, step=self.global_step)
             done = self.step_in_round == self.cfg.steps_per_round
             if done or self.global_step % self.cfg.checkpoint_every == 0 or self.global_step == max_steps: self.save()
@@ -326,11 +335,13 @@ def train_task(task: str,                       # sr | col | dc | n2d
 
 
 # %% ../nbs/05_train.ipynb #c035
-from fastcore.script import call_parse, Param, store_true
+from fastcore.script import Param, call_parse, store_true
+
 
 @call_parse
 def chimle_train(task: Param("task to train", str, choices=["sr", "col", "dc", "n2d"]) = None,
-                 method: Param("search method (default: the profile's search.method), e.g. chimle or cimle", str) = None,
+                 method: Param("search method (default: the profile's search.method), "
+                               "e.g. chimle or cimle", str) = None,
                  profile: Param("params.yaml profile (default: params.yaml's profile)", str) = None,
                  device: Param("cpu, cuda, cuda:N or auto (default: the profile's device)", str) = None,
                  rounds: Param("stop after this many rounds (default: train.passes over the data)", int) = None,
@@ -340,8 +351,10 @@ def chimle_train(task: Param("task to train", str, choices=["sr", "col", "dc", "
                  debug: Param("on an error, show the full traceback", store_true) = False):
     "Train TIM on one task; run it under `torchrun` for DDP. A killed run resumes from its checkpoint."
     import sys
-    if task is None: print("chimle-train: --task is required (sr, col, dc or n2d; see --help)", file=sys.stderr); sys.exit(2)
-    if rounds is not None and rounds < 1: print(f"chimle-train: --rounds must be at least 1, got {rounds}", file=sys.stderr); sys.exit(2)
+    if task is None:
+        print("chimle-train: --task is required (sr, col, dc or n2d; see --help)", file=sys.stderr); sys.exit(2)
+    if rounds is not None and rounds < 1:
+        print(f"chimle-train: --rounds must be at least 1, got {rounds}", file=sys.stderr); sys.exit(2)
     known = (ConfigError, CheckpointError, RunLockedError, NonFiniteLossError, FileNotFoundError, ValueError)
     with command_errors("chimle-train", debug, expected=known, failures=(NonFiniteLossError,),
                         interrupted="interrupted; rerun the same command to resume"):
