@@ -26,7 +26,8 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image, UnidentifiedImageError
 
-from .config import ConfigError, RunConfig, dump_yaml
+from .config import ConfigError, RunConfig
+from .files import dump_yaml
 
 
 # %% ../nbs/00_core.ipynb #c016

@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from fastcore.script import call_parse
 
-from .config import ModeForcingConfig, RunConfig, TIMConfig, dump_yaml, from_dict, load_params, repo_path, to_dict
+from .config import ModeForcingConfig, RunConfig, TIMConfig, from_dict, load_params, repo_path, to_dict
 from .core import atomic_write_bytes, lab_to_rgb, pyramid, seed_everything
 from .data import TensorPairs
+from .files import dump_yaml
 from .mode_forcing import load_mode_forcing_config, plot_mode_mass, plot_ratio_sweep, plot_samples, run_toy
 from .sample import sample
 from .search import SquaredError, equal_cost_samples, level_flops, search

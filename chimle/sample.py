@@ -19,8 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .baselines import baseline_from_checkpoint
-from .config import TIMConfig, dump_yaml, from_dict, to_dict
+from .config import TIMConfig, from_dict, to_dict
 from .core import ImageError, atomic_write_bytes, command_errors, get_device, image_grid, read_image, resize
+from .files import dump_yaml
 
 # isort: split
 # (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)

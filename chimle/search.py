@@ -156,10 +156,10 @@ def search(model: TIM,                      # the generator
            inputs: list,                    # its input list (B images), as the datasets return it
            targets: list,                   # per-level targets (B, 3, H_l, W_l), the last at full resolution
            distance,                        # a distance with the chimle.distance interface
-           method: str = "chimle",          # chimle | no_ic | no_ic_pe | cimle
-           samples_per_level: list = (20, 20, 10, 5),  # m_l (chimle and ablations)
+           method: str,                     # chimle | no_ic | no_ic_pe | cimle (params: search.method)
+           samples_per_level: list,         # m_l, chimle and ablations (search.samples_per_level)
            cimle_samples: int | None = None,           # m for cimle (default: equal FLOPs to chimle)
-           memory_budget_mb: float | None = 512,  # batch (image, candidate) items to fit this budget (None: free memory)
+           memory_budget_mb: float | None = None,  # batch items to fit this budget (None: a quarter of free memory)
            generator: torch.Generator | None = None,   # seeds every draw; same seed, same selection
            image_seeds: list | None = None, # or one seed per image: its selection then depends on nothing else
            bf16_rescore: int = 0,           # > 0: score in bf16, re-score each image's nearest bf16_rescore in fp32
@@ -227,9 +227,10 @@ def search(model: TIM,                      # the generator
 
 # %% ../nbs/04_search.ipynb #s010
 def search_with_config(model: TIM, inputs: list, targets: list, distance, cfg: SearchConfig, **kw) -> SearchResult:
-    "`search` with the method, pools and memory budget of a `SearchConfig` (params.yaml's `search`)."
+    "`search` with the method, pools, cIMLE pool and memory budget of a `SearchConfig` (params.yaml's `search`)."
     return search(model, inputs, targets, distance, method=cfg.method, samples_per_level=cfg.samples_per_level,
-                  memory_budget_mb=cfg.memory_budget_mb, bf16_rescore=cfg.bf16_rescore, **kw)
+                  cimle_samples=cfg.cimle_samples or None, memory_budget_mb=cfg.memory_budget_mb,
+                  bf16_rescore=cfg.bf16_rescore, **kw)
 
 # %% ../nbs/04_search.ipynb #c015
 _FLOPS_CACHE = {}

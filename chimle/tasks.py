@@ -94,12 +94,12 @@ def jpeg_info() -> dict:
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance of linear RGB
 
 def night_proxy(day: torch.Tensor,                  # 3xHxW sRGB day photo in [0, 1]
-                exposure: float = 0.12,             # linear-light gain
-                gamma: float = 1.4,                 # power on linear light
-                tint: tuple = (0.65, 0.85, 1.3),    # per-channel gain, bluish
-                saturation: float = 0.5,            # chroma kept
-                shot_noise: float = 0.03,           # noise variance per unit of signal
-                read_noise: float = 0.01,           # signal-independent noise sigma
+                exposure: float,                    # linear-light gain (params: data.n2d.exposure)
+                gamma: float,                       # power on linear light (data.n2d.gamma)
+                tint: tuple,                        # per-channel gain, bluish (data.n2d.tint)
+                saturation: float,                  # chroma kept (data.n2d.saturation)
+                shot_noise: float,                  # noise std at signal 1 (data.n2d.shot_noise)
+                read_noise: float,                  # signal-independent noise sigma (data.n2d.read_noise)
                 generator: torch.Generator | None = None) -> torch.Tensor:
     "A synthetic night rendering of a day photo (a proxy for real night/day pairs)."
     lin = srgb_to_linear(day.float().clamp(0, 1))

@@ -153,7 +153,7 @@ def _select_codes(self: Trainer, r: int):
         to = lambda xs: [x.to(self.device) for x in xs]
         seeds = [int(torch.randint(0, 2**62, (1,), generator=_gen(self.seed, 13, r, idx[p]))) for p in pos]
         res = search_with_config(self.model, to(batch["inputs"]), to(batch["targets"]), self.distance, self.search_cfg,
-                                 image_seeds=seeds, cimle_samples=self.search_cfg.cimle_samples or None)
+                                 image_seeds=seeds)
         flats.append(res.code.flat().cpu()); dists.append(res.level_distances)
         bar.update(len(pos))
     bar.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chimle.config import read_yaml
+from chimle.files import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
