@@ -1,4 +1,4 @@
-"""Training under faults: a truncated dvclive summary, non-finite gradients, two writers, leftovers and corrupt files."""
+"""Training under faults: a truncated dvclive summary, non-finite gradients, two writers, leftovers, corrupt files."""
 import json
 import subprocess
 import sys
@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
-from chimle.search import SquaredError
 from chimle.runs import CheckpointError, NonFiniteLossError, RunLockedError, load_checkpoint
+from chimle.search import SquaredError
+from chimle.testing import ramp_pairs, tiny_search_config, tiny_tim, tiny_train_config
 from chimle.train import Trainer
 
 CFG = tiny_train_config(passes=1.0, steps_per_round=6, search_images=6, log_every=1)
@@ -56,7 +56,8 @@ def test_non_finite_gradient_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_two_trainings_in_one_folder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from chimle.runs import lock_run_dir\n"
-                               "f = lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(tmp_path)],
+                               "f = lock_run_dir(sys.argv[1]); print('held', flush=True); "
+                               "time.sleep(120)", str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -104,7 +105,8 @@ def test_a_flipped_bit_is_detected(tmp_path):
 
 
 def test_training_command_errors_are_one_line(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "chimle.train", *map(str, a)], capture_output=True, text=True, timeout=300)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "chimle.train", *map(str, a)],
+                                    capture_output=True, text=True, timeout=300)
     r = run("--task", "dc", "--profile", "nope", "--out", tmp_path)
     assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = run("--task", "dc", "--data_root", tmp_path / "none", "--out", tmp_path, "--debug")
