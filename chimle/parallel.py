@@ -25,7 +25,8 @@ def get_workers() -> int:
 @contextmanager
 def cpu_workers(n: int):
     "Within the block, CPU work that can be split runs in `n` one-thread workers (the previous count comes back after)."
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1: raise ValueError(f"cpu workers must be an integer >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"cpu workers must be an integer >= 1, got {n!r}")
     old, _WORKERS["n"] = _WORKERS["n"], n
     try: yield n
     finally: _WORKERS["n"] = old
@@ -66,7 +67,8 @@ def run_split(fn,                  # fn(lo, hi) -> anything: the work on items l
     def work(lo, hi):
         _LOCAL.active = True; torch.set_num_threads(1)
         try:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", amp_dtype, enabled=amp):
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad), \
+                 torch.autocast("cpu", amp_dtype, enabled=amp):
                 return fn(lo, hi)
         finally: _LOCAL.active = False
     threads = torch.get_num_threads()

@@ -15,7 +15,8 @@ from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from .config import METHODS, ConfigError, SearchConfig
-from .tim import LatentCode, TIM, count_flops
+from .tim import TIM, LatentCode, count_flops
+
 
 # %% ../nbs/04_search.ipynb #c005
 class SquaredError:
@@ -95,19 +96,21 @@ def _scored(model, inputs, base_code, levels, start, stop, states, target_feats,
         part = items[c0:c0 + chunk]
         idx = torch.tensor([i for i, _ in part]).to(device)
         draws = [draw(i, j) for i, j in part]
-        code = base_code[idx] if base_code is not None else LatentCode([None] * model.num_levels, [None] * model.num_levels)
+        code = (base_code[idx] if base_code is not None
+                else LatentCode([None] * model.num_levels, [None] * model.num_levels))
         g, s = list(code.globals_), list(code.spatials)
         for l in levels:
             g[l] = torch.cat([d[l][0] for d in draws]).to(device); s[l] = torch.cat([d[l][1] for d in draws]).to(device)
         with torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
-            outs, st = model.run([x[idx] for x in inputs], LatentCode(g, s), start, stop, states[idx] if states is not None else None)
+            outs, st = model.run([x[idx] for x in inputs], LatentCode(g, s), start, stop,
+                                 states[idx] if states is not None else None)
         out = outs[-1].float()
         fy = target_feats[idx] if isinstance(target_feats, torch.Tensor) else [f[idx] for f in target_feats]
         yield part, draws, _from_features(distance, _features(distance, out), fy, out).float().cpu(), st
 
 def _best_candidates(model, inputs, base_code, levels, start, stop, states, target_feats, m, gens,
                      chunk, distance, device, progress=None, keep_state=False, bf16_rescore=0):
-    "Per image, the nearest of `m` candidates for `levels`; returns (dist (B,), {l: (g, s)}, the winners' state or None)."
+    "Per image, the nearest of `m` candidates for `levels`; returns (dist (B,), {l: (g, s)}, winners' state or None)."
     B, shapes = len(gens), model.code_shapes(tuple(inputs[0].shape[-2:]))
     args = (model, inputs, base_code, levels, start, stop, states, target_feats)
     items = [(i, j) for i in range(B) for j in range(m)]
@@ -115,10 +118,12 @@ def _best_candidates(model, inputs, base_code, levels, start, stop, states, targ
     if bf16_rescore:  # screen all candidates in bf16, keep each image's nearest few (and their draws) for fp32
         short = [[] for _ in range(B)]
         for part, draws, d, _ in _scored(*args, items, draw, chunk, distance, device, bf16=True):
-            for k, (i, j) in enumerate(part): short[i] = sorted(short[i] + [(float(d[k]), j, draws[k])], key=lambda t: t[:2])[:bf16_rescore]
+            for k, (i, j) in enumerate(part):
+                short[i] = sorted(short[i] + [(float(d[k]), j, draws[k])], key=lambda t: t[:2])[:bf16_rescore]
             if progress is not None: progress.update(len(part))
         kept_draws = {(i, j): dr for i in range(B) for _, j, dr in short[i]}
-        items, draw = sorted(kept_draws), lambda i, j: kept_draws[(i, j)]  # in candidate order: ties go to the first, as in fp32
+        # in candidate order: ties go to the first, as in fp32
+        items, draw = sorted(kept_draws), lambda i, j: kept_draws[(i, j)]
     best_d, kept = torch.full((B,), math.inf), None
     best = {l: (torch.empty(B, shapes[l][0]), torch.empty(B, *shapes[l][1])) for l in levels}
     for part, draws, d, st in _scored(*args, items, draw, chunk, distance, device):
@@ -128,7 +133,8 @@ def _best_candidates(model, inputs, base_code, levels, start, stop, states, targ
                 best_d[i], won[i] = d[k], k
                 for l in levels: best[l][0][i], best[l][1][i] = draws[k][l][0][0], draws[k][l][1][0]
         if keep_state and won:
-            kept = _keep_state(kept, st, torch.tensor(list(won)).to(device), torch.tensor(list(won.values())).to(device), B)
+            kept = _keep_state(kept, st, torch.tensor(list(won)).to(device),
+                               torch.tensor(list(won.values())).to(device), B)
         if progress is not None and not bf16_rescore: progress.update(len(part))
     return best_d, best, kept
 
@@ -219,7 +225,8 @@ def search(model: TIM,                      # the generator
         if method in ("chimle", "cimle"): final = level_d[:, -1].clone()  # the last selection evaluated the whole code
         else:  # the combined code has not been evaluated as a whole: one more forward, counted
             out = model(inputs, code)[-1]
-            final = _from_features(distance, _features(distance, out), _features(distance, targets[-1]), out).float().cpu()
+            final = _from_features(distance, _features(distance, out), _features(distance, targets[-1]),
+                                   out).float().cpu()
             for k in range(L): evals[k] += B
     bar.close()
     model.train(was_training)

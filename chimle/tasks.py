@@ -19,6 +19,7 @@ from PIL import Image, features
 from .config import TASKS, ConfigError, DataConfig, NightData
 from .core import lab_to_rgb, linear_to_srgb, pyramid, resize, rgb_to_lab, srgb_to_linear, to_pil
 
+
 # %% ../nbs/00b_tasks.ipynb #t101
 @dataclass(frozen=True)
 class Task:

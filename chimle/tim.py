@@ -16,10 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from .config import ConfigError, load_config, TIMConfig
+from .config import ConfigError, TIMConfig, load_config
 from .core import lab_to_rgb
 from .parallel import get_workers, run_split
 from .tasks import input_sizes, task_spec
+
 
 # %% ../nbs/02_tim.ipynb #c005
 def conv3x3(cin: int, cout: int, wn: bool = True) -> nn.Module:
@@ -58,7 +59,8 @@ class RDB(nn.Module):
         buf[:, :nc] = x
         for k, c in enumerate(self.convs):
             lo = nc + k * self.gc
-            for b in range(B): buf[b:b + 1, lo:lo + self.gc] = lrelu_(c(buf[b:b + 1, :lo]))  # contiguous prefix: no copy
+            # contiguous prefix: no copy
+            for b in range(B): buf[b:b + 1, lo:lo + self.gc] = lrelu_(c(buf[b:b + 1, :lo]))
         return self.fuse(buf).mul_(self.beta).add_(x)
 
 class RRDB(nn.Module):
@@ -146,13 +148,15 @@ class LatentCode:
     def cat(codes: list) -> "LatentCode":
         "Concatenate codes along the batch."
         L = codes[0].levels
-        pick = lambda attr, l: None if getattr(codes[0], attr)[l] is None else torch.cat([getattr(c, attr)[l] for c in codes])
+        pick = lambda attr, l: (None if getattr(codes[0], attr)[l] is None
+                                else torch.cat([getattr(c, attr)[l] for c in codes]))
         return LatentCode([pick("globals_", l) for l in range(L)], [pick("spatials", l) for l in range(L)])
 
     def flat(self) -> torch.Tensor:
         "(B, D): per level the global entries then the flattened spatial map (the official layout)."
         B = self.batch_size
-        return torch.cat([torch.cat([g.reshape(B, -1), s.reshape(B, -1)], 1) for g, s in zip(self.globals_, self.spatials)], 1)
+        return torch.cat([torch.cat([g.reshape(B, -1), s.reshape(B, -1)], 1)
+                          for g, s in zip(self.globals_, self.spatials)], 1)
 
     @staticmethod
     def from_flat(flat: torch.Tensor, shapes: list) -> "LatentCode":
@@ -183,8 +187,8 @@ class LevelState:
         "States of consecutive batch slices joined along the batch (one state passes through)."
         if len(states) == 1: return states[0]
         s0, cat = states[0], lambda ts: None if ts[0] is None else torch.cat(ts)
-        return LevelState(s0.level, cat([s.features for s in states]), [torch.cat(w) for w in zip(*[s.ws for s in states])],
-                          cat([s.image for s in states]))
+        return LevelState(s0.level, cat([s.features for s in states]),
+                          [torch.cat(w) for w in zip(*[s.ws for s in states])], cat([s.image for s in states]))
 
 class TIMLevel(nn.Module):
     "One level of the tower: input conv, style block, up block and output head, plus its mapping network."
@@ -249,7 +253,7 @@ class TIM(nn.Module):
         return inputs[l]
 
     def _skip(self, out, img, l):
-        "`input_skip` s > 0 (ours; 0 in the paper's TIM): the level outputs its input's trivial image plus s x tanh(head)."
+        "`input_skip` s > 0 (ours; 0 in the paper's TIM): the level outputs its input's trivial image + s x tanh(head)."
         s = self.cfg.input_skip
         if s == 0 or self.wiring == "col": return out  # colourization's trivial output (grey) is already chroma 0
         if self.wiring == "sr":
@@ -270,7 +274,8 @@ class TIM(nn.Module):
         "Run levels [start, stop) from `state` (levels < start already run); returns (images, state)."
         if torch.is_grad_enabled() or get_workers() == 1: return self._run(inputs, code, start, stop, state)
         def part(lo, hi):  # without gradients the batch splits across the CPU workers (chimle.parallel)
-            return self._run([x[lo:hi] for x in inputs], code[lo:hi], start, stop, None if state is None else state[lo:hi])
+            return self._run([x[lo:hi] for x in inputs], code[lo:hi], start, stop,
+                             None if state is None else state[lo:hi])
         parts = run_split(part, inputs[0].shape[0], inputs[0].device)
         if len(parts) == 1: return parts[0]
         return [torch.cat(o) for o in zip(*[p[0] for p in parts])], LevelState.cat([p[1] for p in parts])
@@ -285,7 +290,7 @@ class TIM(nn.Module):
             out, state = self.levels[l](img, code.spatials[l], code.globals_[l], state, self.cfg.feature_scale)
             out = self._skip(out, img, l)
             rgb = self._decode(out, img)
-            state.image = out  # the raw head output: the next super-resolution level reads it, as the official code does
+            state.image = out  # the raw head output: the next SR level reads it, as the official code does
             outs.append(rgb)
         return outs, state
 
@@ -327,14 +332,15 @@ def spread(outputs: torch.Tensor, grid: int = 8) -> tuple:
     "(mean squared deviation from the mean output, fraction of it in `grid` x `grid` cell averages)."
     d = outputs - outputs.mean(0, keepdim=True)
     k = max(1, min(d.shape[-2:]) // grid)
-    coarse = F.avg_pool2d(d, k, ceil_mode=True).repeat_interleave(k, -2).repeat_interleave(k, -1)[..., :d.shape[-2], :d.shape[-1]]
+    coarse = (F.avg_pool2d(d, k, ceil_mode=True).repeat_interleave(k, -2).repeat_interleave(k, -1)
+              [..., :d.shape[-2], :d.shape[-1]])
     total = d.pow(2).mean()
     return float(total), float(coarse.pow(2).mean() / total) if total > 0 else float("nan")
 
 def code_effects(model: TIM, inputs: list,   # the model and a batch of inputs (as `model` takes them)
                  n: int = 8, grid: int = 8,    # outputs per input and part; coarse cells per side
                  seed: int = 0) -> dict:       # input j draws its codes from seed + j
-    "Spread and coarse fraction of the outputs when only the global or only the spatial code varies (means over inputs)."
+    "Spread and coarse fraction of the outputs when only the global or only the spatial code varies (input means)."
     rows = []
     for j in range(inputs[0].shape[0]):
         one = [x[j:j + 1] for x in inputs]
@@ -343,7 +349,8 @@ def code_effects(model: TIM, inputs: list,   # the model and a batch of inputs (
     t = torch.tensor(rows, dtype=torch.float64)  # inputs, part, (spread, coarse fraction)
     out = {f"{part}_{key}": float(t[:, i, k].nanmean()) for i, part in enumerate(("global", "spatial"))
            for k, key in enumerate(("spread", "coarse"))}
-    out["global_to_spatial"] = out["global_spread"] / out["spatial_spread"] if out["spatial_spread"] > 0 else float("nan")
+    out["global_to_spatial"] = (out["global_spread"] / out["spatial_spread"] if out["spatial_spread"] > 0
+                                else float("nan"))
     return out | {"inputs": len(rows), "n": n, "grid": grid}
 
 # %% ../nbs/02_tim.ipynb #c039
@@ -353,7 +360,8 @@ def count_flops(model: TIM, base: int, batch: int = 1) -> list:
     per_level = []
     with torch.device("meta"):
         model = TIM(model.cfg, model.task)  # a weightless copy: counting needs shapes only
-        xs = [torch.empty(batch, task_spec(model.task).in_channels, s, s) for s in input_sizes(model.task, model.num_levels, base)]
+        xs = [torch.empty(batch, task_spec(model.task).in_channels, s, s)
+              for s in input_sizes(model.task, model.num_levels, base)]
         code = model.sample_code(batch, base)
         state = LevelState()
         for l in range(model.num_levels):
