@@ -1,7 +1,6 @@
 """`chimle-demo` in a real headless Chromium: samples, the interpolation slider, the Fig. 9 view, the closest sample
 to a reference, bad uploads; every request the page makes stays on 127.0.0.1. Screenshots go to each test's tmp_path."""
 import io
-import json
 import os
 import shutil
 import socket
@@ -24,8 +23,8 @@ if not (CHROMIUM and CHROMEDRIVER):
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver",
                                 reason="the demo's browser tests need selenium: pip install selenium")
+from browser import headless_chromium, requested_urls  # noqa: E402
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -70,20 +69,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
-              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup fails: offline here too
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network events, to list every request
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver = headless_chromium(CHROMIUM, CHROMEDRIVER)
     yield driver
     driver.quit()
-
-
-def _requests(driver) -> list:
-    events = (json.loads(e["message"])["message"] for e in driver.get_log("performance"))
-    return [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
 
 
 class Page:
@@ -147,7 +135,7 @@ def page(browser, server, tmp_path):
     p = Page(browser, server, tmp_path)
     p.status_says("takes it")  # the page has loaded and shown the first example as the model takes it
     yield p
-    REQUESTS.extend(_requests(browser))
+    REQUESTS.extend(requested_urls(browser))
 
 
 def _image(url) -> np.ndarray:
@@ -259,7 +247,7 @@ def test_bad_uploads_show_a_message_and_the_server_goes_on(page, tmp_path):
 
 
 def test_no_request_leaves_the_machine(page):
-    asked = REQUESTS + _requests(page.d)
+    asked = REQUESTS + requested_urls(page.d)
     assert any(u.startswith(page.server["url"]) for u in asked)
     away = sorted({u for u in asked if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))})
     assert not away, "requests that leave 127.0.0.1: " + ", ".join(away)

@@ -27,7 +27,7 @@ if not (CHROMIUM and CHROMEDRIVER):
                 "apt-get install chromium chromium-driver", allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver",
                                 reason="the docs site's browser test needs selenium: pip install selenium")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from browser import headless_chromium, requested_urls  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -80,34 +80,22 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800",
-              "--disable-background-networking", "--disable-component-update", "--no-first-run",
-              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # a name lookup fails: offline here too
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network events, to list every request
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver = headless_chromium(CHROMIUM, CHROMEDRIVER)
     yield driver
     driver.quit()
-
-
-def _requests(driver) -> list:
-    events = (json.loads(e["message"])["message"] for e in driver.get_log("performance"))
-    return [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
 
 
 @pytest.fixture
 def visit(browser, site):
     "Open a page of the site and wait until it and its images have loaded; every request must stay on 127.0.0.1."
-    _requests(browser)  # drop earlier pages' events
+    requested_urls(browser)  # drop earlier pages' events
 
     def go(page):
         browser.get(site["url"] + page)
         WebDriverWait(browser, 60).until(lambda d: d.execute_script(
             "return document.readyState === 'complete' && [...document.images].every(i => i.complete)"))
         time.sleep(0.3)  # the theme's scripts (search worker) start right after the load
-        urls = _requests(browser)
+        urls = requested_urls(browser)
         assert any(u.startswith(site["url"] + page) for u in urls), f"{page} was not requested: {urls[:5]}"
         away = [u for u in urls if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL]
         assert not away, f"{page} asked another host for: {away}"
