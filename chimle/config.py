@@ -196,6 +196,13 @@ class GANConfig:
     divco_negatives: int = param(lo=1, hi=_COUNT)  # divco: negative codes per positive (DivCo: 10)
     divco_radius: float = param(gt=0.0)       # divco: a positive code lies within this of the anchor (DivCo: 0.01)
     divco_tau: float = param(gt=0.0)          # divco: temperature (DivCo: 1)
+    divco_lambda_latent: float = param(lo=0.0)  # divco: latent regression weight (DivCo-BicycleGAN: 0, dropped)
+    where_add: str = param(choices=("input", "all"))  # z joins G's input only, or every down layer (BicycleGAN: all)
+    discriminators: int = param(lo=1, hi=_FEW)  # PatchGANs per half, each at half the previous resolution (BicycleGAN: 2)
+    conditional_d: bool = param()             # D sees (condition, image) rather than the image (BicycleGAN: false)
+    init: str = param(choices=("xavier", "normal", "kaiming", "orthogonal", "pytorch"))  # weights (BicycleGAN: xavier)
+    init_gain: float = param(gt=0.0)          # its gain or std (BicycleGAN: 0.02)
+    lr_decay_fraction: float = param(lo=0.0, lt=1.0)  # last fraction of the steps: lr decays linearly to 0 (BicycleGAN: 0.5)
     checkpoint_every: int = param(lo=1, hi=_COUNT)  # steps between checkpoints
     log_every: int = param(lo=1, hi=_COUNT)   # steps between logged losses
 
