@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['OUR_BASELINES', 'COUNTS', 'COMPUTE', 'TRUTH_SPLITS', 'TRUTH_KEYS', 'TRUTH', 'NUMBERS', 'ROW_COLUMNS', 'METRICS',
            'SPREAD_FACTOR', 'SPREAD_RULE', 'REPRODUCIBILITY', 'VERDICT_KINDS', 'BASELINE_RULE', 'BASELINE_COLUMNS',
-           'normalise', 'records_frame', 'seed_groups', 'format_number', 'trivial_status', 'degenerate_metrics',
-           'row_label', 'measures_truth', 'table1', 'table2', 'ablation', 'best_of_label', 'trivial_table',
-           'trivial_verdicts', 'compare', 'ablation_order', 'judge', 'verdicts', 'judge_baseline', 'baseline_verdicts',
-           'compute_table']
+           'JUDGE_SPLITS', 'CLASSICAL_NAMES', 'normalise', 'records_frame', 'seed_groups', 'format_number',
+           'trivial_status', 'degenerate_metrics', 'row_label', 'measures_truth', 'table1', 'table2', 'ablation',
+           'best_of_label', 'trivial_table', 'trivial_verdicts', 'compare', 'ablation_order', 'judge', 'verdicts',
+           'judge_baseline', 'baseline_verdicts', 'compute_table', 'judged_groups', 'judges_table', 'judges_verdicts']
 
 # %% ../nbs/10a_verdicts.ipynb #v002
 import math
@@ -317,7 +317,8 @@ def trivial_verdicts(groups: pd.DataFrame) -> list[str]:
             each = "; ".join(f"{METHOD_NAMES.get(r.method, r.method)} {_mean_sd(r, column, 3)}"
                              + (f" (n={_seed_count(r)})" if _seed_count(r) >= 2 else "") + f" {s or 'beats it'}"
                              for r, s in status)
-            out.append(f"{TASK_NAMES.get(task, task)} ({profile}), {where}: {head} (its distance to the truth "
+            out.append(f"{TASK_NAMES.get(task, task)} ({profile}), {where}, by the training distance (what the TIMs "
+                       f"train on): {head} (its distance to the truth "
                        f"{runs[f'{split}_trivial_distance'].mean():.3f}); {best} distance: {each}.")
     if not out:
         out.append("No record measured distances to the truth (records from before that measurement): the trivial "
@@ -540,3 +541,87 @@ def compute_table(df: pd.DataFrame) -> pd.DataFrame:
     cell = lambda r: (f"{r.train_flops / 1e12:.3g} ({int(r.train_steps)}) / {r.sample_flops / 1e9:.3g} "
                       f"({int(r.sample_evaluations)})")
     return _task_table(_our_rows(have, methods), cell, methods)
+
+# %% ../nbs/10a_verdicts.ipynb #vj001
+JUDGE_SPLITS = {"judges": "unseen test photos",
+                "judges_in_domain": "in-domain test split (held-out regions of the training photos)"}
+CLASSICAL_NAMES = {"lanczos_unsharp": "Lanczos + unsharp mask", "gaussian_deblock": "Gaussian deblocking",
+                   "grey_mean_chroma": "grey + mean chroma", "tone_curve": "per-channel tone curve"}
+
+def _ref_name(task: str, key: str) -> str:
+    return f"{TRIVIAL_NAMES.get(task, key)} (trivial)" if key == "trivial" else CLASSICAL_NAMES.get(key, key)
+
+def judged_groups(records: list, split: str = "judges") -> dict:
+    "{task: {method: [each seed's judges record]}} of the evaluation records that hold `split`, seeds in order."
+    out = {}
+    for r in sorted(records, key=lambda r: (r.get("seed") or 0)):
+        if isinstance(r.get(split), dict): out.setdefault(r["task"], {}).setdefault(r["method"], []).append(r[split])
+    return out
+
+def _pooled(seeds: list, measure: str, key: str) -> tuple:
+    "(mean, sd, n, over): one seed -> its mean and sd over inputs; several -> mean and sd of the seed means."
+    if len(seeds) == 1:
+        s = seeds[0][measure][key]
+        return s["mean"], s["sd"], s["n"], "inputs"
+    means = [j[measure][key]["mean"] for j in seeds]
+    return float(pd.Series(means).mean()), float(pd.Series(means).std()), len(means), "seeds"
+
+def _fmt(mean: float, sd: float, measure: str) -> str:
+    d = 3 if measure in ("ssim", "distance") else 2
+    return f"{mean:.{d}f}±{sd:.{d}f}"
+
+def _draw_fails(seeds: list, measure: str) -> bool:
+    "One draw worse than the best reference (by the mean over seeds of the per-seed means)."
+    first = seeds[0][measure]
+    top = first.get("best_reference")
+    if top is None: return False
+    draw = _pooled(seeds, measure, "mean_draw")[0]
+    ref = float(pd.Series([j[measure]["references"][top]["mean"] for j in seeds]).mean())
+    return draw <= ref if first["higher_is_better"] else draw >= ref
+
+def judges_table(groups: dict, task: str) -> pd.DataFrame:
+    "One task of `judged_groups`: rows references then methods, columns each measure's one draw and best of K."
+    methods = groups[task]
+    first = next(iter(methods.values()))[0]
+    measures, k = list(first), first[next(iter(first))]["samples_per_input"]
+    rows = {}
+    for ref in first[measures[0]]["references"]:
+        rows[_ref_name(task, ref)] = {f"{first[m]['label']} {how}": _fmt(first[m]["references"][ref]["mean"],
+                                                                         first[m]["references"][ref]["sd"], m)
+                                      for m in measures for how in ("one draw", f"best-of-{k}")}
+    for method in [m for m in METHOD_NAMES if m in methods] + [m for m in methods if m not in METHOD_NAMES]:
+        seeds, cells = methods[method], {}
+        for m in measures:
+            mean, sd, _, _ = _pooled(seeds, m, "mean_draw")
+            cells[f"{first[m]['label']} one draw"] = _fmt(mean, sd, m) + (" FAILS" if _draw_fails(seeds, m) else "")
+            cells[f"{first[m]['label']} best-of-{k}"] = _fmt(*_pooled(seeds, m, "best_of_n")[:2], m)
+        rows[METHOD_NAMES.get(method, method) + (f" (n={len(seeds)} seeds)" if len(seeds) > 1 else "")] = cells
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("output")
+
+def judges_verdicts(records: list) -> list[str]:
+    "Per split and task: the best simple method per measure, then each method's failures and wins per input."
+    out = []
+    for split, where in JUDGE_SPLITS.items():
+        groups = judged_groups(records, split)
+        for task in [t for t in TASK_ORDER if t in groups] + [t for t in groups if t not in TASK_ORDER]:
+            methods = groups[task]
+            first = next(iter(methods.values()))[0]
+            measures = list(first)
+            n, k = first[measures[0]]["mean_draw"]["n"], first[measures[0]]["samples_per_input"]
+            tops = "; ".join(f"{first[m]['label']}: {_ref_name(task, first[m]['best_reference'])} "
+                             f"{first[m]['references'][first[m]['best_reference']]['mean']:.3g}" for m in measures)
+            parts = []
+            for method in [m for m in METHOD_NAMES if m in methods] + [m for m in methods if m not in METHOD_NAMES]:
+                seeds = methods[method]
+                fails = [seeds[0][m]["label"] for m in measures if _draw_fails(seeds, m)]
+                wins = ", ".join(f"{seeds[0][m]['label']} on {sum(j[m]['draw_wins'] for j in seeds)} of "
+                                 f"{n * len(seeds)}" for m in measures)
+                who = METHOD_NAMES.get(method, method) + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+                verdict = f"FAILS on {', '.join(fails)}" if fails else "beats the best simple method on every measure"
+                parts.append(f"{who} {verdict} (one draw better on: {wins} inputs)")
+            out.append(f"{TASK_NAMES.get(task, task)}, {where}, n={n} inputs, {k} samples each; best simple method "
+                       f"per measure ({tops}): " + "; ".join(parts) + ".")
+    if not out:
+        out.append("Not measured: these evaluation records predate the judges no model trains on (PSNR, SSIM, "
+                   "CIEDE2000 against the classical methods).")
+    return out
