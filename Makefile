@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: repro test lab bench export clean-nbs env demo browser docs
+.PHONY: repro test lab bench export clean-nbs env demo browser docs photos
 
 env: $(STAMP)
 
@@ -20,15 +20,23 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 # With params.yaml's run_baselines false (the default), the comparison methods' stages are left out: the report
 # then shows the evaluations of them that runs/<profile>/eval already holds.
-repro: $(STAMP)
+repro: $(STAMP) photos
 	@if $(BIN)/python -c "import sys, yaml; sys.exit(not yaml.safe_load(open('params.yaml'))['run_baselines'])"; then \
 	  $(BIN)/dvc repro; \
 	else \
 	  $(BIN)/dvc repro release sample_efficiency mode_forcing evaluate && $(BIN)/dvc repro --single-item report; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) browser photos
 	$(BIN)/python -m pytest tests
+
+# The embedded profile's photos from two Debian packages (data/README.md). When one is missing, its package (18 MB
+# for both) is downloaded once into fetch.downloads (data/downloads/debian), checked against its pinned SHA-256 and
+# the photos extracted there: no root, no apt-get, nothing installed system-wide. Offline, it says which photos are
+# missing and how to supply them, and goes on; the stages and tests that need them stop later, naming them.
+photos: $(STAMP)
+	@$(BIN)/python -m chimle.fetch --photos \
+	  || echo "Going on without them: the embedded profile's fetch stage and the tests that read these photos will stop"
 
 # The demo's browser tests (tests/test_demo.py) drive a headless Chromium. When it or its driver is missing and we
 # are root with apt-get (a container, CI), they are installed here; otherwise those tests are skipped, saying so.

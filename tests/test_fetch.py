@@ -1,5 +1,6 @@
 """Fetching against a real HTTP server on 127.0.0.1 started here: clean, interrupted and resumed, wrong
-checksum, server errors, unreachable host, malicious archives, and each paper source end to end on tiny files."""
+checksum, server errors, unreachable host, malicious archives, each paper source end to end on tiny files, and the
+embedded photos of Debian packages (installed from packages made here)."""
 import csv
 import gzip
 import hashlib
@@ -25,12 +26,18 @@ from skimage import data as skdata
 from chimle.config import load_params, repo_path
 from chimle.data import prepare_task
 from chimle.fetch import (
+    EMBEDDED_PHOTOS,
     ArchiveLimitError,
+    ArchiveReadError,
     ChecksumError,
     FetchError,
+    Photo,
     UnsafeArchiveError,
     download,
+    embedded_photo_path,
+    fetch_embedded,
     fetch_task,
+    install_photos,
     load_download_manifest,
     safe_extract,
     sha256_file,
@@ -665,3 +672,129 @@ def test_structural_clashes_are_fetch_errors_naming_the_member(kind, tmp_path):
     msg = str(e.value)
     assert str(arc) in msg and member in msg and why in msg and len(msg) < 1000, msg
     assert os.listdir(tmp_path / "sub") == []
+
+
+# ---- embedded photos from Debian packages ----------------------------------------------------------------------
+def _deb(members, data_name="data.tar.xz"):
+    "A Debian package made here: an ar archive of debian-binary, control.tar.xz and `data_name` holding `members`."
+    def tar(ms):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:xz") as tf:
+            for name, data in ms:
+                ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+    out = b"!<arch>\n"
+    for name, data in [("debian-binary", b"2.0\n"), ("control.tar.xz", tar([("./control", b"Package: toy\n")])),
+                       (data_name, tar(members))]:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) % 2)
+    return out
+
+
+def _toy(server, tmp_path, members=None, deb=None):
+    "Two photos of a toy package served by `server`: (fetch config, photos, packages, mirrors)."
+    red, blue = _jpeg(np.full((8, 8, 3), (200, 30, 30), np.uint8)), _jpeg(np.full((8, 8, 3), (30, 30, 200), np.uint8))
+    if deb is None:
+        deb = _deb(members if members is not None else
+                   [("./usr/share/toy/red.jpg", red), ("./usr/share/toy/blue.jpg", blue), ("./usr/share/doc/x", b"x")])
+    photos = {"red": Photo("toy", "/usr/share/toy/red.jpg", "CC0", "made here", _sha(red)),
+              "blue": Photo("toy", "/usr/share/toy/blue.jpg", "CC0", "made here", _sha(blue))}
+    packages = {"toy": ("1.0-1", "pool/main/t/toy/toy_1.0-1_all.deb", _sha(deb))}
+    url = server.add("/debian/pool/main/t/toy/toy_1.0-1_all.deb", deb)
+    fc = load_params().fetch
+    fc = replace(fc, downloads=str(tmp_path / "dl"), timeout_s=5.0, retries=1, backoff_s=0.01)
+    return fc, photos, packages, (url.removesuffix("/pool/main/t/toy/toy_1.0-1_all.deb"),), red
+
+
+def _free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    return port
+
+
+def test_missing_debian_photo_names_it_and_the_command(tmp_path):
+    if Path(EMBEDDED_PHOTOS["life"].file).exists(): pytest.skip("lomiri-wallpapers-16.04 is installed system-wide")
+    with pytest.raises(FetchError) as e:
+        embedded_photo_path("life", tmp_path)
+    msg = str(e.value)
+    assert "'life'" in msg and "make photos" in msg and "python -m chimle.fetch --photos" in msg
+    assert "lomiri-wallpapers-16.04 20.04.0-2" in msg and str(tmp_path / "debian") in msg
+    with pytest.raises(FetchError) as e:  # several at once: one error naming them all, and nothing written
+        fetch_embedded(tmp_path / "raw", ["astronaut", "life"], ["citrus_fruits"], tmp_path)
+    assert "2 embedded photos are missing or differ: life, citrus_fruits" in str(e.value)
+    assert not (tmp_path / "raw" / "train" / "astronaut.png").exists()
+
+
+def test_debian_photo_with_other_bytes_is_refused(tmp_path):
+    if Path(EMBEDDED_PHOTOS["life"].file).exists(): pytest.skip("lomiri-wallpapers-16.04 is installed system-wide")
+    f = tmp_path / "debian" / "lomiri-wallpapers-16.04" / EMBEDDED_PHOTOS["life"].file.lstrip("/")
+    f.parent.mkdir(parents=True); f.write_bytes(_jpeg(np.zeros((8, 8, 3), np.uint8)))
+    with pytest.raises(ChecksumError) as e:
+        fetch_embedded(tmp_path / "raw", [], ["life"], tmp_path)
+    assert str(f) in str(e.value) and EMBEDDED_PHOTOS["life"].sha256 in str(e.value) and "make photos" in str(e.value)
+
+
+def test_install_photos_downloads_checks_and_extracts_only_the_photos(server, tmp_path):
+    fc, photos, packages, mirrors, red = _toy(server, tmp_path)
+    down = f"http://127.0.0.1:{_free_port()}/debian"  # the first mirror is down: the second serves
+    assert install_photos(fc, photos=photos, packages=packages, mirrors=(down, *mirrors)) == {"toy": ["red", "blue"]}
+    root = tmp_path / "dl" / "debian"
+    assert sorted(p.relative_to(tmp_path / "dl").as_posix() for p in (tmp_path / "dl").rglob("*") if p.is_file()) == [
+        "MANIFEST.yaml", "debian/toy/usr/share/toy/blue.jpg", "debian/toy/usr/share/toy/red.jpg",
+        "debian/toy_1.0-1_all.deb"]
+    assert (root / "toy/usr/share/toy/red.jpg").read_bytes() == red
+    recorded = load_download_manifest(tmp_path / "dl")[mirrors[0] + "/" + packages["toy"][1]]
+    assert recorded["sha256"] == packages["toy"][2]
+    n = len(server.log)
+    assert install_photos(fc, photos=photos, packages=packages, mirrors=mirrors) == {}  # all there: nothing done
+    (root / "toy/usr/share/toy/red.jpg").write_bytes(b"damaged")
+    assert install_photos(fc, photos=photos, packages=packages, mirrors=mirrors) == {"toy": ["red"]}
+    assert (root / "toy/usr/share/toy/red.jpg").read_bytes() == red and len(server.log) == n  # from the cached .deb
+
+
+def test_install_photos_refuses_a_package_with_another_checksum(server, tmp_path):
+    fc, photos, packages, mirrors, _ = _toy(server, tmp_path)
+    packages["toy"] = (*packages["toy"][:2], "0" * 64)
+    with pytest.raises(FetchError) as e:
+        install_photos(fc, photos=photos, packages=packages, mirrors=mirrors)
+    msg = str(e.value)
+    assert "red, blue" in msg and "toy 1.0-1" in msg and "does not match" in msg
+    assert "update the checksum in chimle.fetch.DEBIAN_PACKAGES" in msg
+    assert not (tmp_path / "dl" / "debian" / "toy").exists()
+    assert not (tmp_path / "dl" / "debian" / "toy_1.0-1_all.deb").exists()
+
+
+def test_install_photos_offline_names_every_photo_and_the_manual_route(tmp_path):
+    fc = replace(load_params().fetch, downloads=str(tmp_path / "dl"), timeout_s=5.0, retries=1, backoff_s=0.01)
+    photos = {"red": Photo("toy", "/usr/share/toy/red.jpg", "CC0", "made here", "0" * 64),
+              "cat": Photo("pet", "/usr/share/pet/cat.jpg", "CC0", "made here", "0" * 64)}
+    packages = {"toy": ("1.0-1", "pool/main/t/toy/toy_1.0-1_all.deb", "0" * 64),
+                "pet": ("2", "pool/main/p/pet/pet_2_all.deb", "0" * 64)}
+    mirrors = (f"http://127.0.0.1:{_free_port()}/debian", f"http://127.0.0.1:{_free_port()}/snapshot")
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as e:
+        install_photos(fc, photos=photos, packages=packages, mirrors=mirrors)
+    msg = str(e.value)
+    assert time.monotonic() - t0 < 5
+    assert "embedded photos red come from the Debian package toy 1.0-1" in msg and "2 mirror(s)" in msg
+    assert "embedded photos cat come from the Debian package pet 2" in msg  # the second package is tried too
+    assert mirrors[0] + "/pool/main/t/toy/toy_1.0-1_all.deb" in msg and "apt-get install pet=2" in msg
+    assert str(tmp_path / "dl" / "debian" / "toy_1.0-1_all.deb") in msg and "make photos" in msg
+
+
+@pytest.mark.parametrize("kind,why", [("escape", "'..' component"), ("no_data", "no data.tar member"),
+                                      ("not_ar", "not a Debian package"),
+                                      ("missing", "no member /usr/share/toy/red.jpg"),
+                                      ("other_bytes", "not the pinned")])
+def test_install_photos_bad_packages_are_clear_errors(kind, why, server, tmp_path):
+    red_other = _jpeg(np.zeros((8, 8, 3), np.uint8))
+    deb = {"escape": _deb([("../../evil.jpg", b"x"), ("./usr/share/toy/red.jpg", red_other)]),
+           "no_data": _deb([], data_name="other.tar.xz"),
+           "not_ar": b"<!DOCTYPE html><html>not a package</html>",
+           "missing": _deb([("./usr/share/toy/blue.jpg", b"x")]),
+           "other_bytes": _deb([("./usr/share/toy/red.jpg", red_other)])}[kind]
+    fc, photos, packages, mirrors, _ = _toy(server, tmp_path, deb=deb)
+    with pytest.raises((FetchError, UnsafeArchiveError)) as e:
+        install_photos(fc, names=["red"], photos=photos, packages=packages, mirrors=mirrors)
+    assert why in str(e.value), str(e.value)
+    assert not (tmp_path / "dl" / "evil.jpg").exists() and not (tmp_path / "evil.jpg").exists()
+    if kind in ("no_data", "not_ar"): assert isinstance(e.value, ArchiveReadError)
+
