@@ -139,14 +139,15 @@ def _sample(self: Trainer, idx: int, flips: tuple) -> dict:
     return augment(self.dataset[idx], flips)
 
 @patch
-def _select_codes(self: Trainer, r: int):
-    "Run the configured search on round `r`'s images; sets self.codes = (indices, flips, LatentCode)."
+def _select_codes(self: Trainer, r: int, rounds: int | None = None):
+    "Search round `r`'s images (`r` from 0, of `rounds`); sets self.codes = (indices, flips, LatentCode)."
     idx = round_images(len(self.dataset), self.cfg.images_per_round, self.seed, r)
     flips = [draw_flips(_gen(self.seed, 11, r, i), self.augment) for i in idx]
     mine = list(range(self.rank, len(idx), self.world))
     flats, dists = [], []
     t0 = time.time()
-    bar = tqdm(total=len(mine), desc=f"round {r}: search", disable=not self.progress, leave=False)
+    bar = tqdm(total=len(mine), desc=f"round {r + 1}/{rounds or self.total_rounds}: search",  # 1-based, as the steps'
+               disable=not self.progress, leave=False)
     for c0 in range(0, len(mine), self.cfg.search_images):
         pos = mine[c0:c0 + self.cfg.search_images]
         batch = collate_pairs([self._sample(idx[p], flips[p]) for p in pos])
@@ -275,7 +276,7 @@ def _fit(self: Trainer, rounds, max_steps, resume):
     while self.round < rounds:
         r = self.round
         if self.codes is None or self.step_in_round == 0:
-            self._select_codes(r); self._log_search()
+            self._select_codes(r, rounds); self._log_search()
         bar = tqdm(total=self.cfg.steps_per_round, initial=self.step_in_round, desc=f"round {r + 1}/{rounds}: steps",
                    disable=not self.progress, leave=False)
         while self.step_in_round < self.cfg.steps_per_round:
