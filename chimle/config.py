@@ -7,8 +7,9 @@ __all__ = ['TASKS', 'METHODS', 'BASELINES', 'SOURCES', 'param', 'TIMConfig', 'Di
            'TaskData', 'JPEGData', 'NightData', 'DataConfig', 'MetricsConfig', 'SampleEfficiencyConfig', 'GANConfig',
            'DiffusionConfig', 'BaselinesConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
            'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'BaselineRun', 'run_name',
-           'KnownModesConfig', 'ModeForcingConfig', 'Params', 'from_dict', 'to_dict', 'expand_profiles', 'check_device',
-           'validate', 'params_from_dict', 'load_params', 'load_config', 'run_config_from_yaml', 'profile_changes']
+           'KnownModesConfig', 'BenchmarksConfig', 'ModeForcingConfig', 'Params', 'from_dict', 'to_dict',
+           'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params', 'load_config',
+           'run_config_from_yaml', 'profile_changes']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -353,6 +354,61 @@ class KnownModesConfig:
                f"mode_forcing.known_modes.size ({self.size}) must be divisible by 2^(levels - 1)")
 
 @dataclass
+class BenchmarksConfig:
+    "The exactly known benchmarks (chimle.benchmarks): every method at equal training FLOPs, `mode_forcing.benchmarks`."
+    names: list[str] = param(choices=("colour_texture", "sr_gratings"))  # the benchmarks run
+    methods: list[str] = param(choices=METHODS + BASELINES)  # TIM searches and comparison methods, each trained alike
+    seeds: list[int] = param(lo=0, hi=2**31 - 1)    # one training run per method and seed
+    size: int = param(lo=8, hi=_SIZE)               # side of the outputs
+    shapes: int = param(lo=1, hi=_FEW)              # colour_texture: shapes, one per vertical band of the image
+    bands: int = param(lo=1, hi=_FEW)               # sr_gratings: vertical bands, one grating choice each
+    colour_weights: list[float] = param(gt=0.0)     # colour_texture: global mode, the hue of every shape
+    bar_weights: list[float] = param(gt=0.0)        # colour_texture: local mode of each shape, its bars (<= 3)
+    grating_weights: list[float] = param(gt=0.0)    # sr_gratings: local mode of each band, its grating (<= 3)
+    grating_amplitude: float = param(gt=0.0, lt=0.3)  # sr_gratings: +- this on a base in [0.3, 0.7]
+    sr_input_size: int = param(lo=1, hi=_SIZE)      # sr_gratings: side of the low-resolution input
+    test_inputs: int = param(lo=1, hi=_COUNT)
+    train_inputs: int = param(lo=1, hi=_COUNT)      # training pairs, one observed output each
+    samples: int = param(lo=1, hi=_COUNT)           # samples per test input
+    tolerance: float = param(gt=0.0, lt=1.0)        # on a mode: RMSE within this x the input's closest two modes
+    budget_gflops: dict[str, float] = param(gt=0.0)  # per benchmark: every method's training FLOPs (search included)
+    retry_factor: float = param(gt=1.0)             # a method that fails (coverage < 0.1) reruns at this x the budget
+    levels: int = param(lo=1, hi=8)                 # TIM levels (the last at `size`)
+    channels: int = param(lo=1, hi=_SIZE)           # TIM residual channels per level
+    samples_per_level: list[int] = param(lo=1, hi=_COUNT)  # CHIMLE m_l (cIMLE: the same FLOPs; ablations: the same m_l)
+    steps_per_round: int = param(lo=1, hi=_COUNT)   # TIM optimisation steps between searches
+    batch_size: int = param(lo=1, hi=_SIZE)         # TIM batch
+    lr: float = param(gt=0.0)                       # TIM Adam learning rate
+    init_scale: float = param(gt=0.0)               # the benchmark's TIM init scale (official 0.1)
+    mapping_lr_mult: float = param(gt=0.0)          # the benchmark's mapping-network lr multiplier (official 0.01)
+    stream_init_scales: list[float] = param(gt=0.0)       # the global-stream sweep (CHIMLE on colour_texture):
+    stream_mapping_lr_mults: list[float] = param(gt=0.0)  # pairs (init scale, mapping lr multiplier)
+    search_scales: list[float] = param(gt=0.0)      # pool multipliers of the search-efficiency view (Fig. 2)
+    code_samples: int = param(lo=2, hi=_COUNT)      # outputs per input and code part (Fig. 9)
+    memory_budget_mb: int = param(lo=1, hi=_MB)     # search memory budget
+    workers: int = param(lo=1, hi=_FEW)             # one-thread worker processes
+
+    def __post_init__(self):
+        pre = "mode_forcing.benchmarks"
+        for key in ("colour_weights", "bar_weights", "grating_weights"):
+            check(abs(sum(getattr(self, key)) - 1) <= 1e-6, f"{pre}.{key} must sum to 1")
+        check(len(self.bar_weights) <= 3 and len(self.grating_weights) <= 3,
+               f"{pre}: at most 3 bar orientations and 3 gratings")
+        check(set(self.budget_gflops) == set(self.names),
+               f"{pre}.budget_gflops names {sorted(self.budget_gflops)} but names is {self.names}")
+        check(len(self.stream_init_scales) == len(self.stream_mapping_lr_mults),
+               f"{pre}.stream_init_scales and stream_mapping_lr_mults must have equal lengths")
+        check(len(self.samples_per_level) == self.levels,
+               f"{pre}.samples_per_level has {len(self.samples_per_level)} entries but levels is {self.levels}")
+        check(self.size % 2 ** self.levels == 0, f"{pre}.size ({self.size}) must be divisible by 2^levels")
+        check(self.size % self.sr_input_size == 0 and (self.size // self.sr_input_size) % 4 == 0
+               and self.sr_input_size % self.bands == 0,
+               f"{pre}: size / sr_input_size must be a multiple of 4 and bands must divide sr_input_size")
+        check(self.size // self.sr_input_size == 2 ** self.levels,
+               f"{pre}: an sr TIM of {self.levels} levels upsamples 2^levels = {2 ** self.levels} times; "
+               f"size / sr_input_size is {self.size // self.sr_input_size}")
+
+@dataclass
 class ModeForcingConfig:
     "The appendix-D experiment (toy mixture and known-modes image benchmark): params.yaml's `mode_forcing`."
     seed: int = param(lo=0, hi=2**32 - 1)         # seeds data, training and sampling
@@ -380,6 +436,7 @@ class ModeForcingConfig:
     k_sigma: float = param(lo=0.0)                # window of a mode, in sigmas
     cover_fraction: float = param(lo=0.0, hi=1.0) # covered: >= this fraction of the true mass
     known_modes: KnownModesConfig = param()        # the known-modes colourization benchmark
+    benchmarks: BenchmarksConfig = param()         # the exactly known benchmark family, every method
 
     def __post_init__(self):
         for key in ("slopes", "weights"):
