@@ -16,6 +16,8 @@ env: $(STAMP)
 $(STAMP): settings.ini setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@# the notebooks' kernel under the name nbdev_clean writes into them, so JupyterLab opens them unmodified
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null
 	@touch $(STAMP)
 
 # With params.yaml's run_baselines false (the default), the comparison methods' stages are left out: the report

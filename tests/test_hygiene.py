@@ -1,4 +1,5 @@
 """Notebooks are committed clean and the library is in sync with them: CI fails, naming files, otherwise."""
+import json
 import shutil
 import subprocess
 import sys
@@ -43,3 +44,12 @@ def test_library_files_are_tracked():
     untracked = [str(p.relative_to(ROOT)) for p in (ROOT / "chimle").glob("*.py")
                  if str(p.relative_to(ROOT)) not in tracked]
     assert not untracked, "exported modules not committed: " + ", ".join(untracked)
+
+
+def test_notebooks_name_the_installed_kernel():
+    """JupyterLab rewrites a notebook's kernelspec to the installed kernel's on opening; equal, it opens unmodified."""
+    spec = json.loads((Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json").read_text())
+    odd = [str(p.relative_to(ROOT)) for p in _tracked(["nbs/*.ipynb", "nbs/exp/*.ipynb"])
+           if json.loads((ROOT / p).read_text())["metadata"].get("kernelspec", {}).get("display_name")
+           != spec["display_name"]]
+    assert not odd, f"kernelspec display_name differs from the installed kernel's {spec['display_name']!r}: {odd}"
