@@ -41,3 +41,14 @@ def test_dvc_exp_run_gets_past_configure(tmp_path, setting, profile, key, value)
     cfg = read_yaml(repo / "runs" / profile / "config.yaml")
     assert cfg[key] == value
     assert cfg["data"]["dc"]["jpeg_subsampling"] == "4:2:0"
+
+
+def test_params_yaml_is_written_as_dvc_writes_it():
+    "`dvc exp run -S key=value` rewrites params.yaml in DVC's YAML style; written in it, only the set line changes."
+    from dvc.utils.serialize._yaml import dumps_yaml, parse_yaml_for_update
+    text = (ROOT / "params.yaml").read_text()
+    data = parse_yaml_for_update(text, "params.yaml")
+    assert dumps_yaml(data) == text, "params.yaml differs from DVC's rewrite of it: write it as DVC does"
+    data["seed"] = data["seed"] + 1
+    changed = [(a, b) for a, b in zip(text.splitlines(), dumps_yaml(data).splitlines()) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("seed: "), changed
