@@ -178,7 +178,7 @@ class SampleEfficiencyConfig:
 
 @dataclass
 class GANConfig:
-    "BicycleGAN (cVAE-GAN + cLR-GAN), with MSGAN's mode-seeking and DivCo's contrastive terms: one code path."
+    "BicycleGAN (cVAE-GAN + cLR-GAN), MSGAN (pix2pix with noise, mode seeking) and DivCo (contrastive): one section."
     channels: int = param(lo=1, hi=_SIZE)     # generator U-Net channels at full resolution (doubling, capped at 8x)
     depth: int = param(lo=1, hi=_FEW)         # generator U-Net downsamplings
     z_dim: int = param(lo=1, hi=_SIZE)        # latent code size (BicycleGAN: 8)
@@ -193,17 +193,17 @@ class GANConfig:
     lambda_kl: float = param(lo=0.0)          # KL of E(B) to N(0, I) (BicycleGAN: 0.01)
     lambda_latent: float = param(lo=0.0)      # cLR-GAN latent regression |E(G(A, z)) - z| (BicycleGAN: 0.5)
     lambda_ms: float = param(lo=0.0)          # msgan: mode-seeking weight (MSGAN: 1)
-    lambda_contrastive: float = param(lo=0.0) # divco: contrastive weight (DivCo: 1)
+    lambda_contrastive: float = param(lo=0.0) # divco: contrastive weight (DivCo-BicycleGAN: 0.3)
     divco_negatives: int = param(lo=1, hi=_COUNT)  # divco: negative codes per positive (DivCo: 10)
     divco_radius: float = param(gt=0.0)       # divco: a positive code lies within this of the anchor (DivCo: 0.01)
     divco_tau: float = param(gt=0.0)          # divco: temperature (DivCo: 1)
     divco_lambda_latent: float = param(lo=0.0)  # divco: latent regression weight (DivCo-BicycleGAN: 0, dropped)
-    where_add: str = param(choices=("input", "all"))  # z joins G's input only, or every down layer (BicycleGAN: all)
-    discriminators: int = param(lo=1, hi=_FEW)  # PatchGANs per half, each at half the previous resolution (BicycleGAN: 2)
+    where_add: str = param(choices=("input", "all"))  # z at G's input only, or at every down layer (BicycleGAN: all)
+    discriminators: int = param(lo=1, hi=_FEW)  # PatchGANs per half, each at half the last's resolution (BicycleGAN: 2)
     conditional_d: bool = param()             # D sees (condition, image) rather than the image (BicycleGAN: false)
     init: str = param(choices=("xavier", "normal", "kaiming", "orthogonal", "pytorch"))  # weights (BicycleGAN: xavier)
     init_gain: float = param(gt=0.0)          # its gain or std (BicycleGAN: 0.02)
-    lr_decay_fraction: float = param(lo=0.0, lt=1.0)  # last fraction of the steps: lr decays linearly to 0 (BicycleGAN: 0.5)
+    lr_decay_fraction: float = param(lo=0.0, lt=1.0)  # last fraction of steps: lr falls linearly to 0 (BicycleGAN: 0.5)
     checkpoint_every: int = param(lo=1, hi=_COUNT)  # steps between checkpoints
     log_every: int = param(lo=1, hi=_COUNT)   # steps between logged losses
 
