@@ -516,10 +516,12 @@ def _trivial_section(df: pd.DataFrame) -> list[str]:
 
 def _baselines_section(df: pd.DataFrame) -> list[str]:
     "Verdicts against the comparison methods trained here, and every run's training compute and cost per output."
-    lines = ["BicycleGAN, MSGAN and DivCo share one generator, encoder and discriminator code path (MSGAN adds its "
-             "mode-seeking term, DivCo its contrastive term); the conditional DDPM is concatenation-conditioned and "
-             "sampled with DDIM, so each output costs its sampling steps in network evaluations. All are trained on "
-             "the same pairs and scored by the same evaluation as CHIMLE.", "", BASELINE_RULE, ""]
+    lines = ["BicycleGAN and DivCo (BicycleGAN's networks with DivCo's contrastive term on the encoder's features "
+             "and no latent regression) train a U-Net generator, an encoder and multi-scale discriminators; MSGAN is "
+             "pix2pix with noise and its mode-seeking term (no encoder); the conditional DDPM is concatenation-"
+             "conditioned and sampled with DDIM, so each output costs its sampling steps in network evaluations "
+             "(05b_bicyclegan and 05c_diffusion set each setting beside its authors' value). All are trained on the "
+             "same pairs and scored by the same evaluation as CHIMLE.", "", BASELINE_RULE, ""]
     lines += [f"- {s}" for s in baseline_verdicts(df)] + [""]
     compute = compute_table(df)
     if len(compute):
