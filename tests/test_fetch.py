@@ -42,6 +42,7 @@ from chimle.fetch import (
     safe_extract,
     sha256_file,
 )
+from chimle.files import read_yaml
 
 FAST = dict(timeout=5, retries=3, backoff=0.01)
 
@@ -291,7 +292,7 @@ def test_not_an_archive(tmp_path):
 
 # ---- the paper's sources, end to end on tiny stand-ins -------------------------------------------------------
 def _params(tmp_path, edit):
-    d = yaml.safe_load(repo_path("params.yaml").read_text())
+    d = read_yaml(repo_path("params.yaml"))  # YAML 1.2, as DVC reads and writes it (PyYAML's 1.1 reads 4:2:0 as 14520)
     d["fetch"].update(downloads=str(tmp_path / "downloads"), timeout_s=5.0, retries=2, backoff_s=0.01)
     edit(d)
     p = tmp_path / "params.yaml"; p.write_text(yaml.safe_dump(d, sort_keys=False))

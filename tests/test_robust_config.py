@@ -11,6 +11,7 @@ import yaml
 
 from chimle import config
 from chimle.config import ConfigError, load_params, repo_path
+from chimle.files import read_yaml
 
 RAW = repo_path("params.yaml").read_text()
 
@@ -22,7 +23,7 @@ def _file(tmp_path, text=None, data=None):
 
 
 def _edited(tmp_path, edit):
-    d = yaml.safe_load(RAW); edit(d)
+    d = read_yaml(repo_path("params.yaml")); edit(d)  # YAML 1.2, as DVC reads it (PyYAML reads 4:2:0 as a number)
     return _file(tmp_path, yaml.safe_dump(d, sort_keys=False))
 
 
