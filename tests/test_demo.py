@@ -1,11 +1,13 @@
-"""`chimle-demo` in a real headless Chromium: samples, the interpolation slider, the Fig. 9 view, the closest sample
-to a reference, bad uploads; every request the page makes stays on 127.0.0.1. Screenshots go to each test's tmp_path."""
+"""`chimle-demo` in a real headless Chromium: samples, the interpolation slider, the Fig. 9 view (cleared when the input
+changes), the closest sample beside its reference, a hint (not an error) before an upload, bad uploads; every request
+the page makes stays on 127.0.0.1. Screenshots go to each test's tmp_path."""
 import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -201,6 +203,13 @@ def test_global_and_spatial_code_view(page):
     rows = _image(page.el("#codes-image img").get_attribute("src"))
     assert rows.shape[0] > 4 * 64 and rows.shape[1] > 6 * 64  # 4 rows of 6 outputs of 64 px
     page.shot("codes")
+    for switch in ("#source input[value=flower]", "#task input[value=dc]"):  # another example, another task
+        page.click(switch)
+        page.until(lambda: not page.d.find_elements(By.CSS_SELECTOR, "#codes-image img")
+                   and not page.text("#codes-text").strip(), f"the Fig. 9 view cleared after {switch}")
+        page.click("#codes")
+        page.status_says("differ only in the global code", "#codes-text")
+    page.shot("codes-after-switch")
 
 
 # Records every progress text the closest-sample output shows, however briefly (the search may be quick).
@@ -226,7 +235,30 @@ def test_closest_sample_to_a_reference_shows_progress(page, tmp_path):
     assert any("random start" in t and "of 5" in t for t in shown), shown
     assert "5 random starts of 10 Adam steps" in page.text("#closest-text")
     assert page.d.find_elements(By.CSS_SELECTOR, "#closest-image img")
+    shown = _image(page.el("#closest-reference img").get_attribute("src"))  # the reference, beside the output
+    assert np.array_equal(shown, np.asarray(Image.open(ref).convert("RGB")))  # 64 px, as the output: as it is
     page.shot("closest")
+    page.click("#source input[value=flower]")  # another input: its closest sample is not found yet
+    page.until(lambda: not page.d.find_elements(By.CSS_SELECTOR, "#closest-image img, #closest-reference img"),
+               "the closest sample and its reference cleared")
+
+
+def test_choosing_your_photo_before_uploading_it_shows_a_hint(page, tmp_path):
+    "The natural order (choose 'your photo', then upload it) meets a hint in the status, not an error, on every task."
+    page.click("#source input[value=upload]")
+    page.status_says("Upload your photo below")
+    page.click("#task input[value=col]")  # another task keeps the upload chosen: the hint again
+    page.until(lambda: page.el("#model input").get_attribute("value") == "col-chimle", "the col models")
+    page.status_says("Upload your photo below")
+    time.sleep(1)  # an error would have arrived by now
+    assert not page.d.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")
+    page.shot("hint")
+    photo = tmp_path / "flower.jpg"
+    shutil.copy(embedded_photo_path("flower"), photo)
+    page.upload("#upload", photo)
+    page.status_says("takes it: 256x168 px")  # 640x427, reduced to the default max side (256)
+    assert "flower.jpg: 640x427 -> 256x171" in page.text("#status")
+    assert "Upload your photo" not in page.text("#status")  # the hint is gone with the upload
 
 
 def test_bad_uploads_show_a_message_and_the_server_goes_on(page, tmp_path):
