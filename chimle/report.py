@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['EMBEDDED_NOTE', 'INERT', 'MODE_FORCING_GLOSSARY', 'BENCHMARK_MEASURES', 'BENCHMARKS_NOTE', 'STAGE_ORDER',
-           'JUDGES_NOTE', 'TABLE1_NOTE', 'TABLE2_NOTE', 'ABLATION_NOTE', 'collect', 'to_markdown', 'code_effects_table',
-           'code_effects_findings', 'mode_forcing_findings', 'benchmarks_findings', 'benchmarks_table', 'parse_run',
-           'training_curves', 'plot_training_curves', 'stage_times', 'stage_time_summary', 'write_report']
+           'REPRO_METHODS', 'JUDGES_NOTE', 'TABLE1_NOTE', 'TABLE2_NOTE', 'ABLATION_NOTE', 'collect', 'to_markdown',
+           'code_effects_table', 'code_effects_findings', 'mode_forcing_findings', 'benchmarks_findings',
+           'benchmarks_table', 'parse_run', 'training_curves', 'plot_training_curves', 'stage_times', 'in_make_repro',
+           'stage_time_summary', 'write_report']
 
 # %% ../nbs/10b_report.ipynb #w002
 import json
@@ -432,21 +433,32 @@ def stage_times(root: str | Path) -> pd.DataFrame:
             rows.append({"stage": stage, "item": item, "run": f.stem, "seconds": float(seconds)})
     return pd.DataFrame(rows, columns=["stage", "item", "run", "seconds"])
 
+REPRO_METHODS = ("chimle", "cimle")  # the Makefile's REPRO_METHODS: the runs `make repro` trains and evaluates
+
+def in_make_repro(stage: str, item: str) -> bool:
+    "Whether `make repro` runs this stage notebook by default: every stage but the other methods' train and evaluate."
+    return stage not in ("train", "evaluate") or item.split("-")[1] in REPRO_METHODS
+
 def stage_time_summary(root: str | Path) -> dict:
-    "stage_times.json: seconds per executed stage notebook, totals per kind of stage, their sum, the training share."
+    """stage_times.json: seconds per executed stage notebook, totals per kind of stage, their sum, the training share,
+    and the seconds of the notebooks `make repro` runs by default."""
     times = stage_times(root)
+    repro = [in_make_repro(s, i) for s, i in zip(times.stage, times["item"])]
     kinds = [s for s in STAGE_ORDER if s in set(times.stage)] + sorted(set(times.stage) - set(STAGE_ORDER))
     totals = {s: round(float(times.seconds[times.stage == s].sum()), 3) for s in kinds}
     total = round(float(times.seconds.sum()), 3)
     return {"stages": {r.run: round(r.seconds, 3) for r in times.itertuples()}, "totals": totals, "total": total,
-            "training_share": round(totals.get("train", 0.0) / total, 4) if total > 0 else None}
+            "training_share": round(totals.get("train", 0.0) / total, 4) if total > 0 else None,
+            "make_repro": round(float(times.seconds[repro].sum()), 3) if len(times) else 0.0}
 
 def _stage_times(root: Path) -> list[str]:
     "The section on where the time goes: per kind of stage, then per task and run."
     summary, times = stage_time_summary(root), stage_times(root)
     if times.empty: return ["No executed stage notebooks (runs/<profile>/logs) to time yet.", ""]
     total, share = summary["total"], summary["training_share"] or 0.0
-    lines = [f"All stages: {total / 60:.1f} min of wall time, {share:.0%} of it training.", "",
+    lines = [f"All stages: {total / 60:.1f} min of wall time, {share:.0%} of it training. The stages `make repro` runs "
+             f"by default (every stage but the photo ablations' and the comparison methods' train and evaluate): "
+             f"{summary['make_repro'] / 60:.1f} min.", "",
              "| stage | notebooks | minutes | share |", "|---|---|---|---|"]
     lines += [f"| {k} | {int((times.stage == k).sum())} | {v / 60:.1f} | {v / total if total else 0:.0%} |"
               for k, v in summary["totals"].items()]

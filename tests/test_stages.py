@@ -3,6 +3,7 @@ chimle modules each stage's notebook imports, directly or through other chimle m
 import ast
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -112,11 +113,20 @@ def test_sample_efficiency_depends_on_its_task_run():
 
 
 def _make_repro_targets() -> list[str]:
-    "The stages `make repro` names when params.yaml's run_baselines is false (the Makefile's repro recipe)."
+    "The stages `make repro` names when params.yaml's run_baselines is false (`make repro-stages`, as its recipe)."
     recipe = (ROOT / "Makefile").read_text().split("\nrepro:")[1].split("\n\n")[0]
-    m = re.search(r"else \\\s*\n\s*\$\(BIN\)/dvc repro ([\w@ -]+?) &&", recipe)
-    assert m, "the Makefile's repro recipe no longer names its stages as expected"
-    return m.group(1).split()
+    assert "dvc repro $(REPRO_STAGES) &&" in recipe, "the Makefile's repro recipe no longer names its stages as expected"
+    out = subprocess.run(["make", "-s", "repro-stages"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_default_repro_leaves_out_the_photo_ablations():
+    "`make repro` trains and evaluates CHIMLE and cIMLE on every task, and no photo ablation (`dvc repro` does)."
+    runs = yaml.safe_load((ROOT / "params.yaml").read_text())["train_runs"]
+    targets = set(_make_repro_targets())
+    assert {"release", "sample_efficiency", "mode_forcing"} <= targets
+    for name, r in runs.items():
+        assert (f"evaluate@{name}" in targets) == (r["method"] in ("chimle", "cimle")), name
 
 
 def test_default_repro_runs_no_comparison_method():
@@ -131,3 +141,10 @@ def test_default_repro_runs_no_comparison_method():
     upstream = {s.addressing for t in targets for s in nx.descendants(graph, stages[t])} | set(targets)
     baselines = sorted(a for a in upstream if a.startswith(("train_baseline", "evaluate_baseline")))
     assert not baselines, f"make repro would run comparison methods although run_baselines is false: {baselines[:4]}"
+
+
+def test_report_times_make_repro_as_the_makefile_runs_it():
+    "The report's `make repro` minutes count the runs of the Makefile's default REPRO_METHODS."
+    from chimle.report import REPRO_METHODS
+    m = re.search(r"^REPRO_METHODS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert m and tuple(m.group(1).split()) == REPRO_METHODS
