@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['EXAMPLE_PHOTOS', 'PHOTO_SIDE', 'UPLOAD', 'PATH_STEPS', 'CODE_GRID_N', 'IVO_STEPS', 'PAGE_MAX_PIXELS', 'PAGE_MAX_SIDE',
-           'PAGE_MAX_STEPS', 'HINT_UPLOAD', 'HINT_S', 'THEME', 'CSS', 'MAX_UPLOAD', 'make_examples', 'released_models',
-           'model_labels', 'sample_codes', 'NoPhotoYet', 'Demo', 'page_errors', 'demo_page', 'serve', 'chimle_demo']
+           'PAGE_MAX_STEPS', 'HINT_UPLOAD', 'HINT_S', 'BENCHMARK_GALLERY', 'THEME', 'CSS', 'MAX_UPLOAD',
+           'make_examples', 'released_models', 'model_labels', 'sample_codes', 'NoPhotoYet', 'Demo', 'page_errors',
+           'BenchmarkView', 'demo_page', 'serve', 'chimle_demo']
 
 # %% ../nbs/12_demo.ipynb #d002
 import os
@@ -32,6 +33,7 @@ from .sample import EXAMPLES, IVO_RESTARTS, MAX_SIDE, SHOWN, UsageError, closest
 
 # isort: split
 # (one wrapped statement would stay absolute: nbdev's export makes only one-line chimle imports relative)
+from .benchmarks import GALLERY_FILE, TEST_SEED, gallery_view, load_gallery, make_benchmark
 from .data import crop_boxes
 from .fetch import EMBEDDED_PHOTOS, embedded_photo_path
 from .parallel import cpu_workers, workers_for
@@ -278,6 +280,34 @@ def page_errors(action):
                            duration=None, print_exception=False) from None
     return run
 
+# %% ../nbs/12_demo.ipynb #d027d
+BENCHMARK_GALLERY = repo_path("runs", "mode_forcing", GALLERY_FILE)  # written by the mode_forcing stage
+
+class BenchmarkView:
+    "The page's view of the exactly known benchmarks: a test input's true modes beside each method's samples."
+    def __init__(self, path: str | Path = BENCHMARK_GALLERY):
+        self.path = Path(path)
+        got = load_gallery(self.path)
+        self.cfg, self.samples = got if got else (None, {})
+
+    def names(self) -> list: return list(self.samples)
+    def inputs(self, name: str) -> int: return min(len(s) for s in self.samples[name].values())
+
+    def show(self, name: str, index: int = 0) -> tuple:
+        "(picture, markdown table of each method's mode frequencies) of test input `index` of benchmark `name`."
+        import matplotlib.pyplot as plt
+        if name not in self.samples: raise ValueError(f"no samples of benchmark {name!r} in {self.path}")
+        bench = make_benchmark(name, self.cfg, self.cfg.test_inputs, TEST_SEED)
+        fig, rows = gallery_view(bench, self.samples[name], int(index), self.cfg.tolerance)
+        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=130); plt.close(fig)
+        cols = list(rows[0])
+        table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        table += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+        note = (f"Frequency of each mode among the {self.samples[name][next(iter(self.samples[name]))].shape[1]} "
+                f"samples of each method on this input (truth: the modes' probabilities); 'off': on no mode "
+                f"(tolerance {self.cfg.tolerance} of the closest two modes' distance).")
+        return Image.open(buf), note + "\n\n" + "\n".join(table)
+
 # %% ../nbs/12_demo.ipynb #d028
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # local fonts only: none from the network
                           font_mono=["ui-monospace", "Consolas", "monospace"])
@@ -294,8 +324,9 @@ def _first_example(sources: list) -> str:
     return sources[1][1] if len(sources) > 1 else UPLOAD
 
 # %% ../nbs/12_demo.ipynb #d029
-def demo_page(demo: Demo) -> gr.Blocks:
-    "The demo page for `demo`'s models (start it with `serve`)."
+def demo_page(demo: Demo, benchmarks: BenchmarkView | None = None) -> gr.Blocks:
+    "The demo page for `demo`'s models and the benchmarks' samples (default: the stage's file); start it with `serve`."
+    view = benchmarks if benchmarks is not None else BenchmarkView()
     task0 = demo.tasks()[0]
     with gr.Blocks(title="chimle demo", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown("# chimle\nMany plausible outputs for one input: conditional hierarchical IMLE (CHIMLE, Peng, "
@@ -351,6 +382,20 @@ def demo_page(demo: Demo) -> gr.Blocks:
             closest_image = gr.Image(label="Closest output", interactive=False, height=220, format="png",
                                      elem_id="closest-image")
         closest_text = gr.Markdown(elem_id="closest-text")
+        gr.Markdown("## The exactly known benchmarks\nInputs whose correct outputs are known exactly: a test input's "
+                    "true modes and their probabilities, then the samples each method drew there (the mode_forcing "
+                    "stage's first seed), each marked with the mode it lies on.")
+        if view.names():
+            with gr.Row():
+                bench_name = gr.Dropdown(view.names(), value=view.names()[0], label="Benchmark", elem_id="bench")
+                bench_input = gr.Slider(0, view.inputs(view.names()[0]) - 1, value=0, step=1, label="Test input",
+                                        elem_id="bench-input")
+            bench_image = gr.Image(label="True modes, then each method's samples", interactive=False, format="png",
+                                   elem_id="bench-image")
+            bench_text = gr.Markdown(elem_id="bench-text")
+        else:
+            gr.Markdown(f"Not available: {view.path} is missing (`dvc repro mode_forcing` writes it).",
+                        elem_id="bench-text")
 
         one = dict(concurrency_id="models", concurrency_limit=1)  # one computation at a time
         chosen = [model, source, upload, max_side]
@@ -385,6 +430,12 @@ def demo_page(demo: Demo) -> gr.Blocks:
         closest.click(page_errors(demo.closest), [model, source, upload, reference, steps, max_side, seed],
                       [closest_reference, closest_image, closest_text], **one)
         page.load(show, chosen, [preview, status], **one)
+        if view.names():
+            show_bench = page_errors(view.show)
+            bench_name.input(lambda name: gr.update(maximum=view.inputs(name) - 1, value=0), bench_name, bench_input
+                             ).then(show_bench, [bench_name, bench_input], [bench_image, bench_text])
+            bench_input.release(show_bench, [bench_name, bench_input], [bench_image, bench_text])
+            page.load(show_bench, [bench_name, bench_input], [bench_image, bench_text])
     return page
 
 def serve(page: gr.Blocks, port: int = 7860, **kw):

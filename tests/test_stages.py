@@ -115,7 +115,7 @@ def test_sample_efficiency_depends_on_its_task_run():
 def _make_repro_targets() -> list[str]:
     "The stages `make repro` names when params.yaml's run_baselines is false (`make repro-stages`, as its recipe)."
     recipe = (ROOT / "Makefile").read_text().split("\nrepro:")[1].split("\n\n")[0]
-    assert "dvc repro $(REPRO_STAGES) &&" in recipe, "the Makefile's repro recipe no longer names its stages as expected"
+    assert "dvc repro $(REPRO_STAGES) &&" in recipe, "the Makefile's repro recipe no longer names its stages so"
     out = subprocess.run(["make", "-s", "repro-stages"], cwd=ROOT, capture_output=True, text=True, check=True)
     return out.stdout.split()
 
