@@ -434,7 +434,8 @@ def demo_page(demo: Demo, benchmarks: BenchmarkView | None = None) -> gr.Blocks:
             show_bench = page_errors(view.show)
             bench_name.input(lambda name: gr.update(maximum=view.inputs(name) - 1, value=0), bench_name, bench_input
                              ).then(show_bench, [bench_name, bench_input], [bench_image, bench_text])
-            bench_input.release(show_bench, [bench_name, bench_input], [bench_image, bench_text])
+            bench_input.change(show_bench, [bench_name, bench_input], [bench_image, bench_text],
+                               trigger_mode="always_last")  # a slider dragged far: only its last position
             page.load(show_bench, [bench_name, bench_input], [bench_image, bench_text])
     return page
 

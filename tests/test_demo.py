@@ -212,6 +212,21 @@ def test_global_and_spatial_code_view(page):
     page.shot("codes-after-switch")
 
 
+def test_benchmark_view_shows_true_modes_beside_each_methods_samples(page):
+    "The exactly known benchmarks: the mode_forcing stage's samples beside the true modes, another input on request."
+    from chimle.demo import BENCHMARK_GALLERY
+    assert BENCHMARK_GALLERY.is_file(), f"{BENCHMARK_GALLERY} (a committed output of the mode_forcing stage) is missing"
+    page.until(lambda: page.d.find_elements(By.CSS_SELECTOR, "#bench-image img"), "the benchmark view")
+    page.status_says("Frequency of each mode", "#bench-text")
+    assert "truth" in page.text("#bench-text") and "chimle" in page.text("#bench-text")
+    first = page.el("#bench-image img").get_attribute("src")
+    view = _image(first)
+    assert view.shape[0] > 300 and view.shape[1] > 300, view.shape
+    page.type_into("#bench-input input[type=number]", "3")
+    page.until(lambda: page.el("#bench-image img").get_attribute("src") != first, "the view of test input 3")
+    page.shot("benchmarks")
+
+
 # Records every progress text the closest-sample output shows, however briefly (the search may be quick).
 WATCH_PROGRESS = """
 window.progressShown = [];
