@@ -283,13 +283,15 @@ def train_baseline_on(bench: Benchmark, method: str, section, input_skip: float,
     make_opts, update = (gan_optimizers, gan_step) if gan else (ddpm_optimizers, ddpm_step)
     cost = step_flops(method, net, section, cond[:section.batch_size], y[:section.batch_size])
     steps = max(1, int(budget // cost))
+    section = replace(section, steps=steps)  # the run's length: a GAN's lr schedule decays over these steps, to 0
     opts, g, t0 = make_opts(net, section), torch.Generator().manual_seed(seed), time.perf_counter()
     net.train()
     for _ in range(steps):
         idx = torch.randint(len(bench), (section.batch_size,), generator=g)
-        losses = update(net, opts, cond[idx], y[idx], replace(section, steps=steps), g)
+        losses = update(net, opts, cond[idx], y[idx], section, g)
+    lr = min(group["lr"] for o in opts.values() if hasattr(o, "param_groups") for group in o.param_groups)
     return net.eval(), dict(flops=steps * cost, search_flops=0.0, rounds=0, steps=steps, loss=losses["loss"],
-                            train_s=time.perf_counter() - t0)
+                            last_lr=lr, train_s=time.perf_counter() - t0)
 
 def sampler_of(model, bench: Benchmark, levels: int, seed: int = 0):
     "sample_fn(index list, n) -> (len, n, 3, H, W) of a trained TIM or comparison method on `bench`'s inputs."
