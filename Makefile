@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: repro repro-stages test lab bench export clean-nbs env demo browser docs photos
+.PHONY: repro repro-stages test lab bench gpu-check export clean-nbs env demo browser docs photos
 
 env: $(STAMP)
 
@@ -86,8 +86,15 @@ docs: $(STAMP)
 	@echo "The site is in $(abspath _site) (start page: _site/index.html). To view it:"
 	@echo "  $(BIN)/python -m http.server -d _site -b 127.0.0.1 $(DOCS_PORT)   then open http://127.0.0.1:$(DOCS_PORT)/"
 
+# Timings on a shared CPU: OpenMP threads that sleep rather than spin, and an explicit thread count (BENCH_THREADS).
+BENCH_THREADS ?= 2
 bench: $(STAMP)
-	$(BIN)/python -m chimle.bench
+	OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/python -m chimle.bench
+
+# The GPU check, prepared to run as is on the first GPU machine (under 10 minutes): the paper profile's bench and a
+# training smoke, written under "cuda" in bench/results.json (bench/gpu_check.sh; nbs/09_bench, section 8).
+gpu-check:
+	bash bench/gpu_check.sh
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

@@ -4,13 +4,17 @@
 
 # %% auto #0
 __all__ = ['BENCH_TIM', 'timeit', 'peak_memory', 'pairs', 'run_conditions', 'bench_model', 'bench_search', 'bench_generator',
-           'bench_scaling', 'bench_training', 'official_tim', 'OfficialAdapter', 'bench_vs_official', 'chimle_bench']
+           'bench_scaling', 'bench_training', 'official_tim', 'OfficialAdapter', 'torch_threads', 'bench_vs_official',
+           'spinners', 'bench_contention', 'bf16_kernels', 'bench_bf16', 'training_smoke', 'chimle_bench']
 
 # %% ../nbs/09_bench.ipynb #c002
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -314,11 +318,23 @@ def _split_step_fn(model, opt, xs, code, ys, workers):
         split_backward(part, n, model.parameters(), workers=workers); opt.step()
     return step
 
+@contextmanager
+def torch_threads(n: int | None):
+    "Within the block torch runs `n` intra-op threads (None: as it is); the previous count comes back after."
+    old = torch.get_num_threads()
+    if n is not None: torch.set_num_threads(n)
+    try: yield torch.get_num_threads()
+    finally: torch.set_num_threads(old)
+
 def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), batch_forward: int = 20,
                       batch_train: int = 4, n_pairs: int = 5, device="cpu", workers: int | None = None,
-                      **overrides) -> dict:
+                      threads: int | None = None, anomaly: bool = True, **overrides) -> dict:
     "Ours (`workers` CPU workers, default one per thread) against the authors' TIM, same weights: forward, step, search"
-    device = get_device(device)
+    with torch_threads(threads if get_device(device).type == "cpu" else None):
+        return _vs_official(code_dir, n_images, pools, batch_forward, batch_train, n_pairs, get_device(device), workers,
+                            anomaly, **overrides)
+
+def _vs_official(code_dir, n_images, pools, batch_forward, batch_train, n_pairs, device, workers, anomaly, **overrides):
     workers = workers_for(device, workers)
     model = bench_model(device=device, **{"mapping_depth": 7, "input_skip": 0.0, **overrides})  # the authors' TIM
     theirs = official_tim(model, code_dir).eval(); adapter = OfficialAdapter(theirs, model)
@@ -341,7 +357,8 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
     def their_fwd():
         with torch.no_grad(): adapter(fx, code)
     out["forward"] = pairs(ours_fwd(workers), their_fwd, n_pairs, device=device)
-    out["forward_one_worker"] = pairs(ours_fwd(1), their_fwd, n_pairs, device=device)  # what the split adds
+    if workers > 1:  # what the split adds
+        out["forward_one_worker"] = pairs(ours_fwd(1), their_fwd, n_pairs, device=device)
     sx, sy = [x[:n_images] for x in xs], [y[:n_images] for y in ys]
     def run_ours():
         with cpu_workers(workers): return search(model, sx, sy, d, "chimle", list(pools), image_seeds=range(n_images))
@@ -356,12 +373,177 @@ def bench_vs_official(code_dir: str, n_images: int = 4, pools=(20, 20, 10, 5), b
     out["train_step"] = pairs(ours_step, their_step, n_pairs, device=device)
     def their_step_anomaly():  # their optimize_parameters turns on anomaly detection before every step
         with torch.autograd.detect_anomaly(check_nan=True): their_step()
-    out["train_step_their_anomaly_mode"] = pairs(ours_step, their_step_anomaly, max(3, n_pairs // 2), device=device)
+    if anomaly:
+        out["train_step_their_anomaly_mode"] = pairs(ours_step, their_step_anomaly, max(3, n_pairs // 2),
+                                                     device=device)
     model.eval()
     out["search_speedup"] = out["search"]["ratio"]
     out["forward_speedup"] = out["forward"]["ratio"]
     out["train_step_speedup"] = out["train_step"]["ratio"]
     return out
+
+# %% ../nbs/09_bench.ipynb #d002
+@contextmanager
+def spinners(k: int):
+    "`k` processes spinning on the CPU while the block runs (a competing load); they are killed on the way out."
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+    try:
+        time.sleep(0.5 if k else 0)  # let the scheduler place them
+        yield procs
+    finally:
+        for p in procs: p.kill()
+        for p in procs: p.wait()
+
+def _contention_work(model, workers, batch_forward, n_images, pools, batch_train, base, device):
+    "For one op, a function of (workers, threads) that runs it: forward, search, training step on the same inputs."
+    gen, d = torch.Generator().manual_seed(0), SquaredError()
+    xs, ys = _pair(model, max(batch_forward, n_images, batch_train), base, device, gen)
+    code = model.sample_code(batch_forward, base, gen, device)
+    tcode = model.sample_code(batch_train, base, gen, device)
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    def run(op, w, t):
+        def f():
+            with torch_threads(t), cpu_workers(w):
+                if op == "forward":
+                    with torch.no_grad(), parametrize.cached(): model([x[:batch_forward] for x in xs], code)
+                elif op == "search":
+                    search(model, [x[:n_images] for x in xs], [y[:n_images] for y in ys], d, "chimle", list(pools),
+                           image_seeds=range(n_images))
+                else:
+                    model.train()
+                    _split_step_fn(model, opt, [x[:batch_train] for x in xs], tcode, [y[:batch_train] for y in ys], w)()
+                    model.eval()
+        return f
+    return run
+
+def bench_contention(loads=(0, 1, 2), workers: int = 2, n_pairs: int = 3, batch_forward: int = 20, n_images: int = 4,
+                     pools=(20, 20, 10, 5), batch_train: int = 4, device="cpu", **overrides) -> dict:
+    "Split (`workers` one-thread workers) against one worker and against `workers` intra-op threads, under `loads`."
+    import statistics
+    device = get_device(device)
+    if device.type != "cpu": raise ValueError("bench_contention measures the CPU worker split; run it on the CPU")
+    model = bench_model(device=device, **overrides)
+    run = _contention_work(model, workers, batch_forward, n_images, pools, batch_train, model.cfg.base_size, device)
+    ways = {"split": (workers, 1), "one_worker": (1, 1), "intra_op": (1, workers)}  # (workers, torch threads)
+    out = {"workers": workers, "conditions": run_conditions(), "pairs": n_pairs}
+    for k in loads:
+        row = {}
+        with spinners(k):
+            for op in ("forward", "search", "train_step"):
+                fns = {w: run(op, *wt) for w, wt in ways.items()}
+                for f in fns.values(): f()  # warm-up
+                ts = {w: [] for w in fns}
+                for _ in range(n_pairs):  # interleaved: split, one worker, intra-op, split, ...
+                    for w, f in fns.items():
+                        t = time.perf_counter(); f(); ts[w].append(time.perf_counter() - t)
+                med = {w: statistics.median(v) for w, v in ts.items()}
+                row[op] = {**{f"{w}_s": v for w, v in med.items()},
+                           "split_vs_one_worker": med["one_worker"] / med["split"],
+                           "split_vs_intra_op": med["intra_op"] / med["split"],
+                           "pair_ratios_vs_one_worker": [round(b / a, 3)
+                                                         for a, b in zip(ts["split"], ts["one_worker"])]}
+        out[f"load_{k}"] = row
+    ratios = [out[f"load_{k}"][op]["split_vs_one_worker"] for k in loads for op in ("forward", "search", "train_step")]
+    out["split_never_loses_to_one_worker"] = min(ratios) >= 1.0
+    out["worst_split_vs_one_worker"] = min(ratios)
+    return out
+
+
+# %% ../nbs/09_bench.ipynb #d005
+def bf16_kernels(device) -> bool:
+    "Whether `device` has fast bf16 arithmetic: CUDA with bf16, or a CPU where oneDNN runs bf16 (AVX512-BF16, AMX)."
+    device = get_device(device)
+    if device.type == "cuda": return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+def bench_bf16(device="cpu", batch_forward: int = 20, n_images: int = 4, pools=(20, 20, 10, 5), rescore: int = 3,
+               train_steps: int = 10, batch_train: int = 4, n_pairs: int = 3, **overrides) -> dict:
+    "bf16 against fp32 on the benchmark TIM: forward (time, output difference), search (time, codes), training steps."
+    device = get_device(device)
+    model = bench_model(device=device, **overrides)
+    base, gen, d = model.cfg.base_size, torch.Generator().manual_seed(0), SquaredError()
+    xs, ys = _pair(model, max(batch_forward, n_images, batch_train), base, device, gen)
+    code = model.sample_code(batch_forward, base, gen, device)
+    fx = [x[:batch_forward] for x in xs]
+    def fwd(bf16):
+        def f():
+            with torch.no_grad(), parametrize.cached(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                return model(fx, code)
+        return f
+    out = {"bf16_kernels": bf16_kernels(device), "conditions": run_conditions(), "pairs": n_pairs}
+    out["forward_max_difference"] = max(float((a.float() - b).abs().max()) for a, b in zip(fwd(True)(), fwd(False)()))
+    p = pairs(fwd(True), fwd(False), n_pairs, device=device)
+    out["forward"] = {"bf16_s": p["a_s"], "fp32_s": p["b_s"], "speedup": p["ratio"], "pair_ratios": p["pair_ratios"]}
+    sx, sy = [x[:n_images] for x in xs], [y[:n_images] for y in ys]
+    def srch(k):
+        return lambda: search(model, sx, sy, d, "chimle", list(pools), image_seeds=range(n_images), bf16_rescore=k)
+    out["search_same_selection"] = torch.equal(srch(rescore)().code.flat(), srch(0)().code.flat())
+    p = pairs(srch(rescore), srch(0), n_pairs, warmup=0, device=device)
+    out["search"] = {"bf16_rescore": rescore, "bf16_s": p["a_s"], "fp32_s": p["b_s"], "speedup": p["ratio"],
+                     "pair_ratios": p["pair_ratios"]}
+    tx, ty = [x[:batch_train] for x in xs], [y[:batch_train] for y in ys]
+    tcode = model.sample_code(batch_train, base, gen, device)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    curves, times = {}, {}
+    for name, bf16 in (("fp32", False), ("bf16", True)):
+        model.load_state_dict(init); model.train()
+        opt = torch.optim.Adam(model.parameters(), 1e-4)
+        curves[name], times[name] = [], []
+        for _ in range(train_steps):
+            _sync(device); t = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                loss = sum(F.mse_loss(o.float(), y) for o, y in zip(model(tx, tcode), ty))
+            loss.backward(); opt.step(); _sync(device)
+            times[name].append(time.perf_counter() - t); curves[name].append(float(loss.detach()))
+    model.load_state_dict(init); model.eval()
+    med = lambda v: sorted(v[1:] or v)[len(v[1:] or v) // 2]  # the first step warms up
+    out["training"] = {"steps": train_steps, "batch": batch_train, "fp32_step_s": med(times["fp32"]),
+                       "bf16_step_s": med(times["bf16"]), "speedup": med(times["fp32"]) / med(times["bf16"]),
+                       "loss_fp32": curves["fp32"], "loss_bf16": curves["bf16"],
+                       "max_loss_relative_difference": max(abs(a - b) / abs(a) for a, b in zip(curves["fp32"],
+                                                                                             curves["bf16"]))}
+    return out
+
+
+# %% ../nbs/09_bench.ipynb #d008
+def training_smoke(task: str = "dc", profile: str = "paper", device="auto", rounds: int = 2, images: int = 4,
+                   steps: int = 3, pools: list | None = None, amp: str = "none", **overrides) -> dict:
+    "A few rounds of `profile`'s training on generated pairs: the loss on a fixed batch, exact resume, the time."
+    import tempfile
+    device, cfg = get_device(device), load_config(profile)
+    search_cfg = replace(cfg.search, samples_per_level=list(pools)) if pools else cfg.search
+    def trainer(out):
+        seed_everything(0); model = build_tim(task, profile, **overrides)
+        xs, ys = _pair(model, images, model.cfg.base_size, "cpu", torch.Generator().manual_seed(0))
+        train = replace(cfg.train, images_per_round=images, steps_per_round=steps, checkpoint_every=10**9, amp=amp,
+                        batch_size=min(cfg.train.batch_size, images),
+                        search_images=min(images, cfg.train.search_images))
+        return Trainer(model, TensorPairs(xs, ys), SquaredError(), train, search_cfg, out, device=device,
+                       progress=False, log=False), xs, ys
+    def fixed_loss(tr, xs, ys):
+        m = tr.model; was = m.training; m.eval()
+        code = m.sample_code(len(xs[0]), tuple(xs[0].shape[-2:]), torch.Generator().manual_seed(1), device)
+        with torch.no_grad():
+            loss = sum(float(F.mse_loss(o, y.to(device))) for o, y in zip(m([x.to(device) for x in xs], code), ys))
+        m.train(was); return loss
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        tr, xs, ys = trainer(a)
+        before = fixed_loss(tr, xs, ys)
+        _sync(device); t = time.perf_counter(); tr.fit(rounds=rounds); _sync(device)
+        seconds, after = time.perf_counter() - t, fixed_loss(tr, xs, ys)
+        stop_at = max(1, (rounds * steps) // 2 + 1)  # mid-round where rounds * steps allows
+        trainer(b)[0].fit(rounds=rounds, max_steps=stop_at)  # stopped, then a fresh process's trainer resumes
+        resumed = trainer(b)[0].fit(rounds=rounds)
+        diff = max(float((p - q).abs().max()) for p, q in zip(tr.model.state_dict().values(),
+                                                               resumed.model.state_dict().values()))
+    return {"task": task, "profile": profile, "amp": amp, "rounds": rounds, "steps_per_round": steps,
+            "images": images, "samples_per_level": list(search_cfg.samples_per_level),
+            "output_px": tr.model.cfg.base_size * 2 ** (tr.model.num_levels - 1),
+            "loss_before": before, "loss_after": after, "loss_falls": after < before, "seconds": seconds,
+            "search_seconds": tr.search_seconds, "stopped_at_step": stop_at, "resume_max_difference": diff,
+            "resume_exact": diff == 0.0}
+
 
 # %% ../nbs/09_bench.ipynb #c020
 from fastcore.script import call_parse
@@ -383,47 +565,81 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
                  quick: bool = False,     # tiny sizes (a smoke run)
                  official: str = None,    # the authors' code/ folder (default: $CHIMLE_OFFICIAL_CODE): compared if set
                  only: str = None,        # sections to rerun, e.g. search,training (the others keep results.json's)
-                 compile: bool = False):  # also time torch.compile of the generator (minutes of compilation on a CPU)
-    "Run the performance suite and write bench/results.json and bench/results.md."
+                 compile: bool = False,   # also time torch.compile of the generator (minutes of compilation on a CPU)
+                 smoke: bool = False):    # also a few rounds of training at `profile` (fp32 and bf16): `training_smoke`
+    "Run the performance suite and write bench/results.json and bench/results.md (on a GPU: under `cuda`)."
     dev = get_device(device)
     official = official or os.environ.get("CHIMLE_OFFICIAL_CODE")
     o = Path(out) if Path(out).is_absolute() else repo_path(out)
-    keep = json.loads((o / "results.json").read_text()) if only and (o / "results.json").exists() else {}
+    saved = json.loads((o / "results.json").read_text()) if (o / "results.json").exists() else {}
+    on_gpu = dev.type == "cuda"  # a GPU run goes under "cuda" and leaves the CPU rows as they are
+    keep = (saved.get("cuda", {}) if on_gpu else saved) if only else {}
     run = lambda name: only is None or name in only.split(",")
+    def write():  # after every section, so that a run stopped part-way keeps what it measured
+        full = {**saved, "cuda": res} if on_gpu else res
+        o.mkdir(parents=True, exist_ok=True)
+        (o / "results.json").write_text(json.dumps(full, indent=2, default=str))
+        (o / "results.md").write_text(_table(full))
+        return full
     kw = dict(residual_channels=[8] * 4, growth_channels=[8] * 4, rrdbs_per_level=[1] * 4) if quick else {}
     res = {**keep, "machine": {"device": str(dev), "torch": torch.__version__,
                                "cpu": platform.processor() or platform.machine(),
-                               "gpu": torch.cuda.get_device_name() if dev.type == "cuda" else None, **run_conditions()}}
-    if run("search"): print("search ..."); res["search"] = bench_search(device=dev, **kw)
+                               "gpu": torch.cuda.get_device_name() if on_gpu else None, **run_conditions()}}
+    if run("search"): print("search ..."); res["search"] = bench_search(device=dev, **kw); write()
     if run("generator"):
         print("generator ...")
-        res["generator"] = bench_generator(device=dev, dtypes=("fp32", "bf16") if dev.type == "cuda" else ("fp32",),
+        res["generator"] = bench_generator(device=dev, dtypes=("fp32", "bf16") if on_gpu else ("fp32",),
                                            compile=compile, **kw)
+        write()
     if profile:
         print(f"generator at the {profile} profile ...")
         res[f"generator_{profile}"] = bench_generator(device=dev, profile=profile,
-                                                      batch_forward=20 if dev.type == "cuda" else 1,
-                                                      repeat=3 if dev.type == "cuda" else 1,
-                                                      dtypes=("fp32", "bf16") if dev.type == "cuda" else ("fp32",))
+                                                      batch_forward=20 if on_gpu else 1,
+                                                      repeat=3 if on_gpu else 1,
+                                                      dtypes=("fp32", "bf16") if on_gpu else ("fp32",))
+        write()
     if profile and run("search"):
-        if dev.type == "cuda" or quick:  # the profile's full search: hours on a CPU
+        if on_gpu or quick:  # the profile's full search: hours on a CPU
             pools, n_img = (load_config(profile).search.samples_per_level, 4) if not quick else ((3, 3, 2, 2), 2)
             print(f"search at the {profile} profile ...")
             res[f"search_{profile}"] = {
                 "fp32": bench_search(n_img, pools, dev, memory_budget_mb=6144, repeat=3, profile=profile, **kw),
                 "bf16_rescore_3": bench_search(n_img, pools, dev, memory_budget_mb=6144, repeat=3, profile=profile,
                                                bf16_rescore=3, reference=False, **kw)}
+            write()
         else: print(f"search at the {profile} profile skipped: it needs a GPU (or --quick)")
     if run("scaling"):
         print("scaling ...")
         res["scaling"] = bench_scaling(device=dev, sizes=(32, 64, 128) if quick else (32, 64, 128, 256), **kw)
-    if run("training"): print("training ..."); res["training"] = bench_training(device=dev)
+        write()
+    if run("training"): print("training ..."); res["training"] = bench_training(device=dev); write()
+    if run("bf16"):
+        fast = bf16_kernels(dev)
+        print(f"bf16 ({'with' if fast else 'without'} bf16 kernels on {dev.type}) ...")
+        small = {} if fast and not quick else dict(batch_forward=1, n_images=1, pools=(2, 2, 1, 1), rescore=1,
+                                                   train_steps=3, batch_train=1, n_pairs=1)  # the slow path: minutes
+        res["bf16"] = bench_bf16(dev, **small, **kw); write()
+    if run("contention") and not on_gpu:
+        print("the worker split under a competing load ...")
+        res["contention"] = bench_contention(n_pairs=1 if quick else 3, **kw); write()
     if run("vs_official"):
         if official:
-            print("against the authors' code ..."); res["vs_official"] = bench_vs_official(official, device=dev, **kw)
+            print("against the authors' code: the pipeline's harness ...")
+            res["vs_official"] = bench_vs_official(official, device=dev, **kw); write()
+            if not on_gpu:
+                for t in (1, 2):
+                    print(f"against the authors' code: both at {t} thread{'s' * (t > 1)}, no split ...")
+                    res[f"vs_official_{t}thread{'s' * (t > 1)}"] = bench_vs_official(
+                        official, device=dev, workers=1, threads=t, anomaly=False, **kw)
+                    write()
         else: print("vs_official skipped: set CHIMLE_OFFICIAL_CODE to the authors' code/ folder")
-    o.mkdir(parents=True, exist_ok=True)
-    (o / "results.json").write_text(json.dumps(res, indent=2, default=str))
-    (o / "results.md").write_text(_table(res))
-    print(_table(res))
-    return res
+    if smoke and profile:
+        for amp in ("none", "bf16"):
+            print(f"training smoke at the {profile} profile (amp {amp}) ...")
+            res[f"training_smoke_{amp}"] = training_smoke(profile=profile, device=dev, amp=amp,
+                                                          **({"pools": [3, 3, 2, 2]} if quick else {}), **kw)
+            write()
+    full = write()
+    print(_table(full))
+    return full
+

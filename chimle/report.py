@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['EMBEDDED_NOTE', 'INERT', 'MODE_FORCING_GLOSSARY', 'BENCHMARK_MEASURES', 'AIM', 'ABLATION_CHAIN', 'REFERENCE_NAMES',
-           'BENCHMARKS_NOTE', 'STAGE_ORDER', 'REPRO_METHODS', 'JUDGES_NOTE', 'TABLE1_NOTE', 'TABLE2_NOTE',
-           'ABLATION_NOTE', 'collect', 'to_markdown', 'code_effects_table', 'code_effects_findings',
-           'mode_forcing_findings', 'benchmarks_findings', 'benchmarks_table', 'parse_run', 'training_curves',
-           'plot_training_curves', 'stage_times', 'in_make_repro', 'stage_time_summary', 'write_report']
+           'BENCHMARKS_NOTE', 'STAGE_ORDER', 'REPRO_METHODS', 'SPEED_GOALS', 'SPEED_ROWS', 'SPEED_OPS', 'JUDGES_NOTE',
+           'TABLE1_NOTE', 'TABLE2_NOTE', 'ABLATION_NOTE', 'collect', 'to_markdown', 'code_effects_table',
+           'code_effects_findings', 'mode_forcing_findings', 'benchmarks_findings', 'benchmarks_table', 'parse_run',
+           'training_curves', 'plot_training_curves', 'stage_times', 'in_make_repro', 'stage_time_summary',
+           'speed_section', 'write_report']
 
 # %% ../nbs/10b_report.ipynb #w002
 import json
@@ -551,6 +552,59 @@ def _stage_times(root: Path) -> list[str]:
     return lines + ["", "The report stage's own time is its previous run's, when one was logged. The same numbers in "
                     "seconds: `stage_times.json` beside this report.", ""]
 
+# %% ../nbs/10b_report.ipynb #v002
+SPEED_GOALS = {"search": 2.0, "forward": 1.5, "train_step": 1.3}  # at one thread, against the authors' TIM
+SPEED_ROWS = (("vs_official_1thread", "the code: both at one thread, no split"),
+              ("vs_official_2threads", "both at two intra-op threads, no split"),
+              ("vs_official", "the harness: ours split across two one-thread workers, theirs at two threads"))
+SPEED_OPS = {"search": "search", "forward": "forward", "train_step": "training step"}
+
+def _speedup(p: dict) -> str:
+    "A `chimle.bench.pairs` result as 'median x (lowest-highest pair)'."
+    return f"{p['ratio']:.2f}x ({min(p['pair_ratios']):.2f}-{max(p['pair_ratios']):.2f})"
+
+def speed_section(bench: dict) -> list[str]:
+    "The report's lines on speed from bench/results.json: the three rows, the goals, contention and bf16."
+    rows = [(label, bench[k]) for k, label in SPEED_ROWS if k in bench]
+    if not rows: return ["Not measured yet: `CHIMLE_OFFICIAL_CODE=<the authors' code/ folder> make bench`.", ""]
+    m = bench.get("machine", {})
+    lines = [f"Speedup: the authors' time over ours on the same weights and inputs (outputs bit-identical), the median "
+             f"of interleaved pairs with the range over pairs; {m.get('cpu', '?')} CPU with {m.get('cpus', '?')} "
+             f"cores, torch {m.get('torch', '?')}, OMP_WAIT_POLICY {m.get('OMP_WAIT_POLICY', 'unset')}. Search: "
+             "4 images with pools [20, 20, 10, 5]; forward: 20 candidates without gradients; training step: "
+             "forward, backward and Adam on a batch of 4.", "",
+             "| conditions | " + " | ".join(SPEED_OPS.values()) + " | pairs |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | " + " | ".join(_speedup(v[op]) for op in SPEED_OPS) + f" | {v['search']['pairs']} |"
+              for label, v in rows]
+    one = bench.get("vs_official_1thread")
+    if one:
+        met = [f"{name} {one[op]['ratio']:.2f}x against {SPEED_GOALS[op]}x "
+               f"({'met' if one[op]['ratio'] >= SPEED_GOALS[op] else 'not met'})" for op, name in SPEED_OPS.items()]
+        lines += ["", "Goals at one thread: " + "; ".join(met) + "."]
+    c = bench.get("contention")
+    if c:
+        loads = sorted(int(k.split("_")[1]) for k in c if k.startswith("load_"))
+        lines += ["", f"The split under a competing load: the time of one worker at one thread over the time of the "
+                  f"split into {c['workers']} one-thread workers, while k processes spin on the CPU (median of "
+                  f"{c['pairs']} interleaved runs; at or above 1 the split does not lose):", "",
+                  "| spinning processes | " + " | ".join(SPEED_OPS.values()) + " |", "|---|---|---|---|"]
+        lines += [f"| {k} | " + " | ".join(f"{c[f'load_{k}'][op]['split_vs_one_worker']:.2f}" for op in SPEED_OPS)
+                  + " |" for k in loads]
+        lines += ["", f"Worst case {c['worst_split_vs_one_worker']:.2f}: the split "
+                  + ("never lost to one worker." if c["split_never_loses_to_one_worker"] else "lost to one worker.")]
+    b = bench.get("bf16")
+    if b:
+        kernels = "has" if b["bf16_kernels"] else "has no"
+        lines += ["", f"bf16 autocast: this machine {kernels} fast bf16 convolution kernels. Against fp32 (speedup: "
+                  f"fp32's time over bf16's; training batch {b['training']['batch']}): "
+                  f"forward {b['forward']['speedup']:.3g}x "
+                  f"(largest output difference {b['forward_max_difference']:.2g}), search with fp32 re-scoring "
+                  f"{b['search']['speedup']:.3g}x (same codes: {'yes' if b['search_same_selection'] else 'no'}), "
+                  f"training step {b['training']['speedup']:.3g}x (largest relative loss difference over "
+                  f"{b['training']['steps']} steps {b['training']['max_loss_relative_difference']:.2g})."]
+    return lines + [""]
+
+
 # %% ../nbs/10b_report.ipynb #w043
 JUDGES_NOTE = (
     "PSNR (dB) and SSIM (higher is better) and, for colourization, CIEDE2000 (lower is better), from scikit-image "
@@ -646,7 +700,8 @@ def _sample_efficiency_section(root: Path, out_md: Path, figures_dir: Path | Non
 def write_report(root: str | Path,                       # a profile's runs folder, e.g. runs/embedded
                  out_md: str | Path,                     # the markdown file to write (stage_times.json goes beside it)
                  figures_dir: str | Path | None = None,  # copy the images here (None: link them where they are)
-                 mode_forcing: str | Path | None = None  # appendix D's metrics.json (None: root/../mode_forcing/)
+                 mode_forcing: str | Path | None = None,  # appendix D's metrics.json (None: root/../mode_forcing/)
+                 bench: str | Path | None = None         # chimle.bench's results.json (None: none, no speed section)
                  ) -> str:
     "Write the report of the runs under `root` as markdown to `out_md`, stage_times.json beside it; returns the text."
     root, out_md = Path(root), Path(out_md)
@@ -674,6 +729,9 @@ def write_report(root: str | Path,                       # a profile's runs fold
     lines += _mode_forcing(mode_forcing, out_md, figures_dir) if mode_forcing.is_file() else ["Not run yet.", ""]
     lines += ["## Training curves", ""] + _training_curves(root, out_md, figures_dir)
     lines += ["## Where the time goes", ""] + _stage_times(root)
+    if bench is not None:
+        speed = json.loads(Path(bench).read_text()) if Path(bench).is_file() else {}
+        lines += ["## Speed against the authors' TIM", ""] + speed_section(speed)
     lines += ["## Samples", ""] + _samples(seed_groups(df), out_md, figures_dir)
     text = "\n".join(lines).rstrip() + "\n"
     out_md.parent.mkdir(parents=True, exist_ok=True)
