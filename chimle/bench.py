@@ -598,6 +598,12 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
                                                       repeat=3 if on_gpu else 1,
                                                       dtypes=("fp32", "bf16") if on_gpu else ("fp32",))
         write()
+    if smoke and profile:  # before the long sections, so that a time limit leaves it measured
+        for amp in ("none", "bf16"):
+            print(f"training smoke at the {profile} profile (amp {amp}) ...")
+            res[f"training_smoke_{amp}"] = training_smoke(profile=profile, device=dev, amp=amp,
+                                                          **({"pools": [3, 3, 2, 2]} if quick else {}), **kw)
+            write()
     if profile and run("search"):
         if on_gpu or quick:  # the profile's full search: hours on a CPU
             pools, n_img = (load_config(profile).search.samples_per_level, 4) if not quick else ((3, 3, 2, 2), 2)
@@ -633,12 +639,6 @@ def chimle_bench(out: str = "bench",      # folder for results.json and results.
                         official, device=dev, workers=1, threads=t, anomaly=False, **kw)
                     write()
         else: print("vs_official skipped: set CHIMLE_OFFICIAL_CODE to the authors' code/ folder")
-    if smoke and profile:
-        for amp in ("none", "bf16"):
-            print(f"training smoke at the {profile} profile (amp {amp}) ...")
-            res[f"training_smoke_{amp}"] = training_smoke(profile=profile, device=dev, amp=amp,
-                                                          **({"pools": [3, 3, 2, 2]} if quick else {}), **kw)
-            write()
     full = write()
     print(_table(full))
     return full
