@@ -418,7 +418,7 @@ def run_one(job: dict) -> dict:
     return rec
 
 def benchmark_jobs(cfg, base) -> list:
-    "The stage's runs: each benchmark x method x seed at its budget, and the global-stream sweep (CHIMLE, colour)."
+    "The stage's runs: each benchmark x method x seed at its budget, and the global-stream sweep (CHIMLE)."
     jobs = []
     for name in cfg.names:
         for method in cfg.methods:
@@ -426,7 +426,7 @@ def benchmark_jobs(cfg, base) -> list:
                 jobs.append(dict(benchmark=name, method=method, seed=s, gflops=cfg.budget_gflops[name], group="main",
                                  init_scale=cfg.init_scale, mapping_lr_mult=cfg.mapping_lr_mult,
                                  efficiency=method == "chimle" and s == cfg.seeds[0], gallery=s == cfg.seeds[0]))
-        if name == "colour_texture" and "chimle" in cfg.methods:
+        if "chimle" in cfg.methods:
             for init, mult in zip(cfg.stream_init_scales, cfg.stream_mapping_lr_mults):
                 for s in cfg.seeds:
                     jobs.append(dict(benchmark=name, method="chimle", seed=s, gflops=cfg.budget_gflops[name],
@@ -640,7 +640,7 @@ def gallery_view(bench: Benchmark, samples: dict, index: int, tolerance: float =
             ax.text(j * (side + gap) + side / 2, i * (side + gap + text) + side + 0.5, label, ha="center", va="top",
                     fontsize=6, color="red" if label == "off" else "black")
     ax.set_yticks([i * (side + gap + text) + side / 2 for i in range(len(rows))], [m for m, _, _ in rows])
-    ax.set_xticks([]); ax.set_title(f"{bench.name}, test input {index}: true modes (index: probability), then each "
+    ax.set_xticks([]); ax.set_title(f"{bench.name}, test input {index}:\ntrue modes (index: probability), then each "
                                     "method's samples (mode index, or off)", fontsize=8)
     fig.tight_layout()
     return fig, table

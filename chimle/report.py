@@ -324,25 +324,49 @@ def _search_finding(name: str, rows: list) -> str | None:
             f"given as the target): the fraction found, at a search cost in full-model evaluations per image, for "
             f"pool sizes scaled from the training's: {each}.")
 
+def _more_often(v: dict, a: str, b: str) -> bool:
+    "Whether rate `a` of a setting exceeds rate `b` beyond the seed spread (the verdicts' rule; NaN: no)."
+    if v.get("seeds", 0) < 2 or a not in v or b not in v: return False
+    threshold = SPREAD_FACTOR * math.sqrt((v[a]["sd"] ** 2 + v[b]["sd"] ** 2) / v["seeds"])
+    return _mean(v, a) - _mean(v, b) > threshold
+
+def _separates(v: dict, has_global: bool) -> bool:
+    "Whether a setting's codes split the work: the spatial code changes the local mode more often than the global code"
+    "does and, where the benchmark has a global mode, the global code changes that more often than the spatial code."
+    local = _more_often(v, "spatial_code_changes_local_mode", "global_code_changes_local_mode")
+    glob = _more_often(v, "global_code_changes_global_mode", "spatial_code_changes_global_mode")
+    return not v.get("failed", False) and local and (glob or not has_global)
+
 def _stream_finding(name: str, b: dict) -> str | None:
-    "The global stream: what the global code changes under the main setting and each swept one (Fig. 9)."
+    "The global stream: what each code part changes under the main setting and each swept one (Fig. 9)."
     sweep, main = b.get("stream", {}).get(name, {}), b.get("tables", {}).get(name, {}).get("chimle")
     if not sweep or not main: return None
     run = next((r for r in b.get("runs", []) if r["benchmark"] == name and r["method"] == "chimle"
                 and r["group"] == "main"), {})
     label = f"init {run.get('init_scale', math.nan):g}, mapping lr x{run.get('mapping_lr_mult', math.nan):g}"
     rows = {label: main} | sweep
+    truth = b.get("independent_change", {}).get(name, {})
+    has_global = "truth_changes_global_mode" in truth
     def part(v, k): return f"{_mean(v, k):.2f}±{v[k]['sd']:.2f}" if not math.isnan(_mean(v, k)) else "-"
-    each = "; ".join(f"{k} ({v['seeds']} seeds; coverage {_mean(v, 'coverage'):.2f}): the global mode "
-                     f"{part(v, 'global_code_changes_global_mode')}, the local "
-                     f"{part(v, 'global_code_changes_local_mode')}" for k, v in rows.items())
-    rated = [k for k in rows if not math.isnan(_mean(rows[k], "global_code_changes_global_mode"))]
-    truth = b.get("independent_change", {}).get(name, {}).get("truth_changes_global_mode", math.nan)
-    best = max(rated, key=lambda k: _mean(rows[k], "global_code_changes_global_mode")) if rated else None
-    carries = f" The global code carries the global mode most under {best}." if best else ""
-    return (f"{name}, the global stream: how often varying only the global code changes the global mode and the "
-            f"local one, per setting of the global stream's initialisation and mapping learning rate ('-': no output "
-            f"on a mode to compare): {each} (two true draws differ in the global mode {truth:.2f}).{carries}")
+    def parts(v):
+        g = (f"global code: the global mode {part(v, 'global_code_changes_global_mode')}, the local "
+             if has_global else "global code: the local mode ")
+        s = (f"spatial code: the global {part(v, 'spatial_code_changes_global_mode')}, the local "
+             if has_global else "spatial code: the local ")
+        return (g + part(v, "global_code_changes_local_mode") + "; " + s
+                + part(v, "spatial_code_changes_local_mode"))
+    each = "; ".join(f"{k} ({v['seeds']} seeds; coverage {_mean(v, 'coverage'):.2f}, precision "
+                     f"{_mean(v, 'precision'):.2f}): {parts(v)}" for k, v in rows.items())
+    truths = ", ".join(f"the {m} mode {truth[f'truth_changes_{m}_mode']:.2f}" for m in ("global", "local")
+                       if f"truth_changes_{m}_mode" in truth)
+    split = [k for k, v in rows.items() if _separates(v, has_global)]
+    what = ("the global code carries the global mode and the spatial code the local one" if has_global else
+            "the spatial code changes the local mode more often than the global code does")
+    verdict = (f" Settings under which {what}, beyond the seed spread: {'; '.join(split)}." if split else
+               " No setting that learned the benchmark splits the work between the two codes.")
+    return (f"{name}, the global stream: how often varying only one code part changes each mode, per setting of the "
+            f"global stream's initialisation and mapping learning rate ('-': no output on a mode to compare): {each} "
+            f"(two true draws differ in {truths}).{verdict}")
 
 def benchmarks_findings(b: dict) -> list[str]:
     "Computed sentences on metrics.json's `benchmarks` part (chimle.benchmarks.write_benchmarks)."
