@@ -300,11 +300,15 @@ class OfficialAdapter(nn.Module):
         return self.net(inputs, codes)
 
 # %% ../nbs/09_bench.ipynb #b012
-def _step_fn(model, opt, xs, code, ys):
+def _step_fn(model, opt, xs, code, ys, bf16: bool = False):
+    "One Adam step of the per-level squared error on a fixed batch (under bf16 autocast when `bf16`); returns the loss."
+    dev = xs[0].device.type
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = sum(F.mse_loss(o, y) for o, y in zip(model(xs, code), ys))  # the same loss on the same batch
+        with torch.autocast(dev, torch.bfloat16, enabled=bf16):
+            loss = sum(F.mse_loss(o.float(), y) for o, y in zip(model(xs, code), ys))  # the same loss, the same batch
         loss.backward(); opt.step()
+        return loss.detach()
     return step
 
 def _split_step_fn(model, opt, xs, code, ys, workers):
@@ -459,6 +463,7 @@ def bf16_kernels(device) -> bool:
 def bench_bf16(device="cpu", batch_forward: int = 20, n_images: int = 4, pools=(20, 20, 10, 5), rescore: int = 3,
                train_steps: int = 10, batch_train: int = 4, n_pairs: int = 3, **overrides) -> dict:
     "bf16 against fp32 on the benchmark TIM: forward (time, output difference), search (time, codes), training steps."
+    import statistics
     device = get_device(device)
     model = bench_model(device=device, **overrides)
     base, gen, d = model.cfg.base_size, torch.Generator().manual_seed(0), SquaredError()
@@ -487,17 +492,13 @@ def bench_bf16(device="cpu", batch_forward: int = 20, n_images: int = 4, pools=(
     curves, times = {}, {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
         model.load_state_dict(init); model.train()
-        opt = torch.optim.Adam(model.parameters(), 1e-4)
+        step = _step_fn(model, torch.optim.Adam(model.parameters(), 1e-4), tx, tcode, ty, bf16)
         curves[name], times[name] = [], []
         for _ in range(train_steps):
-            _sync(device); t = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                loss = sum(F.mse_loss(o.float(), y) for o, y in zip(model(tx, tcode), ty))
-            loss.backward(); opt.step(); _sync(device)
-            times[name].append(time.perf_counter() - t); curves[name].append(float(loss.detach()))
+            _sync(device); t = time.perf_counter(); loss = step(); _sync(device)
+            times[name].append(time.perf_counter() - t); curves[name].append(float(loss))
     model.load_state_dict(init); model.eval()
-    med = lambda v: sorted(v[1:] or v)[len(v[1:] or v) // 2]  # the first step warms up
+    med = lambda v: statistics.median(v[1:] or v)  # the first step warms up
     out["training"] = {"steps": train_steps, "batch": batch_train, "fp32_step_s": med(times["fp32"]),
                        "bf16_step_s": med(times["bf16"]), "speedup": med(times["fp32"]) / med(times["bf16"]),
                        "loss_fp32": curves["fp32"], "loss_bf16": curves["bf16"],
