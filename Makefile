@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
-.PHONY: repro repro-stages test lab bench gpu-check export clean-nbs env demo browser docs photos
+.PHONY: repro repro-stages test lab bench gpu-check export clean-nbs env demo browser docs photos curves
 
 env: $(STAMP)
 
@@ -26,6 +26,7 @@ $(STAMP): settings.ini setup.py constraints.txt
 # less than their spread, so their part of the hour goes to the exactly known benchmarks (stage mode_forcing), where
 # every ablation runs with seeds; their committed evaluations stay in the report. `dvc repro` runs every stage, and
 # `make repro REPRO_METHODS="chimle cimle no_ic no_ic_pe"` the photo ablations too. `make repro-stages` lists them.
+# Neither runs the learning curves (`make curves`, hours); the report reads the ones committed.
 REPRO_METHODS ?= chimle cimle
 REPRO_STAGES = release sample_efficiency mode_forcing $(shell $(BIN)/python -c "import yaml; \
   runs = yaml.safe_load(open('params.yaml'))['train_runs']; \
@@ -33,7 +34,8 @@ REPRO_STAGES = release sample_efficiency mode_forcing $(shell $(BIN)/python -c "
 
 repro: $(STAMP) photos
 	@if $(BIN)/python -c "import sys, yaml; sys.exit(not yaml.safe_load(open('params.yaml'))['run_baselines'])"; then \
-	  $(BIN)/dvc repro; \
+	  $(BIN)/dvc repro evaluate evaluate_baseline release sample_efficiency mode_forcing \
+	    && $(BIN)/dvc repro --single-item report; \
 	else \
 	  $(BIN)/dvc repro $(REPRO_STAGES) && $(BIN)/dvc repro --single-item report; \
 	fi
@@ -95,6 +97,16 @@ bench: $(STAMP)
 # training smoke, written under "cuda" in bench/results.json (bench/gpu_check.sh; nbs/09_bench, section 8).
 gpu-check:
 	bash bench/gpu_check.sh
+
+# The learning curves on the unseen photos (params.yaml's curves; outside `make repro`: hours on a 2-core CPU).
+# chimle.curves trains CURVE_JOBS curves at once, one process and one thread each, resuming any it finds begun; then the
+# curve stages record them, curves_release releases the chosen models into models/<profile>-long, and the report is
+# written again.
+CURVE_JOBS ?= 2
+curves: $(STAMP) photos
+	$(BIN)/dvc repro prepare
+	OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 $(BIN)/python -m chimle.curves --jobs $(CURVE_JOBS)
+	$(BIN)/dvc repro curves_release && $(BIN)/dvc repro --single-item report
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

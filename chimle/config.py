@@ -7,9 +7,9 @@ __all__ = ['TASKS', 'METHODS', 'BASELINES', 'SOURCES', 'param', 'TIMConfig', 'Di
            'TaskData', 'JPEGData', 'NightData', 'DataConfig', 'MetricsConfig', 'SampleEfficiencyConfig', 'GANConfig',
            'DiffusionConfig', 'BaselinesConfig', 'Profile', 'RunConfig', 'EmbeddedSource', 'ILSVRCSource',
            'RAISESource', 'Night2DaySource', 'FetchLimits', 'FetchConfig', 'TrainRun', 'BaselineRun', 'run_name',
-           'KnownModesConfig', 'BenchmarksConfig', 'ModeForcingConfig', 'Params', 'from_dict', 'to_dict',
-           'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params', 'load_config',
-           'run_config_from_yaml', 'profile_changes']
+           'KnownModesConfig', 'BenchmarksConfig', 'ModeForcingConfig', 'CurveRun', 'CurvesConfig', 'Params',
+           'from_dict', 'to_dict', 'expand_profiles', 'check_device', 'validate', 'params_from_dict', 'load_params',
+           'load_config', 'run_config_from_yaml', 'profile_changes']
 
 # %% ../nbs/00a_config.ipynb #g002
 import copy
@@ -448,6 +448,27 @@ class ModeForcingConfig:
                 check(0 < r * self.mode_std**2 < 1, f"mode_forcing.{key}: {r} * mode_std^2 must lie in (0, 1)")
 
 @dataclass
+class CurveRun:
+    "One learning curve (`curves.runs`): a task and the settings it gives its profile's TIM and training."
+    task: str = param(choices=TASKS)
+    input_skip: float = param(lo=0.0, hi=1.0)               # tim.input_skip
+    init_scale: float = param(lo=0.0)                       # tim.init_scale
+    mapping_lr_mult: float = param(lo=0.0)                  # train.mapping_lr_mult
+
+@dataclass
+class CurvesConfig:
+    "Learning curves on the unseen photos (chimle.curves): params.yaml's `curves`."
+    profile: str = param()                                  # the profile whose TIM, training and data they start from
+    minutes: list[float] = param(gt=0.0)                    # training CPU minutes at which a model is judged
+    samples: int = param(lo=2, hi=_COUNT)                   # samples per unseen test input
+    test_inputs: int = param(lo=0, hi=_COUNT)               # unseen test inputs judged (0: all)
+    runs: dict[str, CurveRun] = param()                     # stages curve@<name>
+
+    def __post_init__(self):
+        check(len(self.minutes) > 0 and all(a < b for a, b in zip(self.minutes, self.minutes[1:])),
+               f"curves.minutes must be increasing, got {self.minutes}")
+
+@dataclass
 class Params:
     "The whole of params.yaml."
     profile: str = param()                                # which block of `profiles` runs use
@@ -460,6 +481,7 @@ class Params:
     run_baselines: bool = param()                         # `make repro` trains and evaluates baseline_runs too
     baseline_runs: dict[str, BaselineRun] = param()       # stages train_baseline@<name>
     mode_forcing: ModeForcingConfig = param()             # appendix D (stage mode_forcing)
+    curves: CurvesConfig = param()                        # learning curves (stages curve@<name>)
 
     def __post_init__(self):
         for key, runs in (("train_runs", self.train_runs), ("baseline_runs", self.baseline_runs)):
@@ -601,6 +623,8 @@ def validate(params: Params) -> Params:
     check(params.mode_forcing.base_profile in params.profiles,
            f"mode_forcing.base_profile is {params.mode_forcing.base_profile!r}; "
            f"profiles are {', '.join(params.profiles)}")
+    check(params.curves.profile in params.profiles,
+           f"curves.profile is {params.curves.profile!r}; profiles are {', '.join(params.profiles)}")
     for name, p in params.profiles.items(): _check_profile(p, f"profiles.{name}")
     both = set(params.fetch.embedded.train) & set(params.fetch.embedded.test)
     check(not both, f"fetch.embedded: {', '.join(sorted(both))} in both train and test (the split is by photo)")

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['EMBEDDED_NOTE', 'INERT', 'MODE_FORCING_GLOSSARY', 'BENCHMARK_MEASURES', 'AIM', 'ABLATION_CHAIN', 'REFERENCE_NAMES',
-           'BENCHMARKS_NOTE', 'STAGE_ORDER', 'REPRO_METHODS', 'SPEED_GOALS', 'SPEED_ROWS', 'SPEED_OPS', 'JUDGES_NOTE',
-           'TABLE1_NOTE', 'TABLE2_NOTE', 'ABLATION_NOTE', 'collect', 'to_markdown', 'code_effects_table',
+           'BENCHMARKS_NOTE', 'STAGE_ORDER', 'REPRO_METHODS', 'SPEED_GOALS', 'SPEED_ROWS', 'SPEED_OPS', 'CURVES_NOTE',
+           'JUDGES_NOTE', 'TABLE1_NOTE', 'TABLE2_NOTE', 'ABLATION_NOTE', 'collect', 'to_markdown', 'code_effects_table',
            'code_effects_findings', 'mode_forcing_findings', 'benchmarks_findings', 'benchmarks_table', 'parse_run',
            'training_curves', 'plot_training_curves', 'stage_times', 'in_make_repro', 'stage_time_summary',
-           'speed_section', 'write_report']
+           'speed_section', 'curves_section', 'write_report']
 
 # %% ../nbs/10b_report.ipynb #w002
 import json
@@ -20,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from .curves import curve_table, plot_curves, setting_label
+from .judges import MEASURES
 from .paper import METHOD_NAMES, PAPER_NETS, TASK_NAMES, TASK_ORDER, TRIVIAL_NAMES, net_name
 from .verdicts import BASELINE_RULE, OUR_BASELINES, REPRODUCIBILITY, SPREAD_RULE, TRUTH_SPLITS, ablation
 
@@ -541,7 +544,8 @@ def stage_times(root: str | Path) -> pd.DataFrame:
 REPRO_METHODS = ("chimle", "cimle")  # the Makefile's REPRO_METHODS: the runs `make repro` trains and evaluates
 
 def in_make_repro(stage: str, item: str) -> bool:
-    "Whether `make repro` runs this stage notebook by default: every stage but the other methods' train and evaluate."
+    "Whether `make repro` runs this stage notebook by default: not the learning curves, nor the other methods' runs."
+    if stage in ("curve", "curves_release"): return False  # `make curves`
     return stage not in ("train", "evaluate") or item.split("-")[1] in REPRO_METHODS
 
 def stage_time_summary(root: str | Path) -> dict:
@@ -562,8 +566,8 @@ def _stage_times(root: Path) -> list[str]:
     if times.empty: return ["No executed stage notebooks (runs/<profile>/logs) to time yet.", ""]
     total, share = summary["total"], summary["training_share"] or 0.0
     lines = [f"All stages: {total / 60:.1f} min of wall time, {share:.0%} of it training. The stages `make repro` runs "
-             f"by default (every stage but the photo ablations' and the comparison methods' train and evaluate): "
-             f"{summary['make_repro'] / 60:.1f} min.", "",
+             f"by default (every stage but the photo ablations' and the comparison methods' train and evaluate, and "
+             f"the learning curves): {summary['make_repro'] / 60:.1f} min.", "",
              "| stage | notebooks | minutes | share |", "|---|---|---|---|"]
     lines += [f"| {k} | {int((times.stage == k).sum())} | {v / 60:.1f} | {v / total if total else 0:.0%} |"
               for k, v in summary["totals"].items()]
@@ -628,6 +632,78 @@ def speed_section(bench: dict) -> list[str]:
                   f"{b['training']['steps']} steps {b['training']['max_loss_relative_difference']:.2g})."]
     return lines + [""]
 
+
+# %% ../nbs/10b_report.ipynb #cr001
+CURVES_NOTE = (
+    "Each curve: one TIM of the embedded profile trained in one one-thread process; 'minutes' is its training CPU time "
+    "(judging not counted). Judged on every unseen test crop, 8 samples each: 'best' is the best of the 8 (an "
+    "oracle), 'draw' the mean over the 8 (what one sample gives); spread, the per-pixel sd across the 8 samples; "
+    "detail, a sample's Laplacian energy over the truth's (chimle.curves). mean over the n test inputs; the "
+    "references (trivial output, classical method) are judged the same way.")
+
+def _fmt(x: float, d: int = 2) -> str: return format_number(float(x), d)
+
+def _curve_findings(records: dict, primary: dict) -> list[str]:
+    "Per curve, its primary measure (best of n and mean draw) at the first and last budget and over the last step."
+    out = []
+    for name, r in records.items():
+        pts = r["points"]
+        if len(pts) < 2: continue
+        m, (label, higher) = primary[r["task"]], MEASURES[primary[r["task"]]]
+        v = lambda p, w: p["measures"][m][w]["mean"]
+        a, b, c = pts[0], pts[-2], pts[-1]
+        triv = c["measures"][m]["references"]["trivial"]["mean"]
+        out.append(f"{name} ({setting_label(r['settings'])}): {label} best of {r['samples_per_input']} "
+                   f"{_fmt(v(a, 'best_of_n'))} at {a['minutes']:g} min, {_fmt(v(c, 'best_of_n'))} at "
+                   f"{c['minutes']:g} min ({v(c, 'best_of_n') - v(b, 'best_of_n'):+.2f} over the last step from "
+                   f"{b['minutes']:g} min); mean draw {_fmt(v(a, 'mean_draw'))} -> {_fmt(v(c, 'mean_draw'))}; the "
+                   f"trivial output {_fmt(triv)} ({'higher' if higher else 'lower'} is better; n = "
+                   f"{c['measures'][m]['best_of_n']['n']} inputs).")
+    return out
+
+def _n_inputs(records: dict, task: str) -> int:
+    return next(r["points"][0]["inputs"] for r in records.values() if r["task"] == task)
+
+def curves_section(curves_dir: str | Path, released: str | Path | None = None, out_md: Path | None = None,
+                   figures_dir: Path | None = None) -> list[str]:
+    "The learning-curves section from runs/<profile>/curves/*/curve.json and the release's MANIFEST.yaml."
+    curves_dir = Path(curves_dir)
+    records = {p.parent.name: json.loads(p.read_text()) for p in sorted(curves_dir.glob("*/curve.json"))}
+    records = {k: r for k, r in records.items() if r.get("points")}
+    if not records: return ["Not run yet: `make curves` trains and judges them (hours on a 2-core CPU).", ""]
+    primary = {"sr": "psnr", "dc": "psnr", "n2d": "psnr", "col": "ciede2000"}
+    lines = [CURVES_NOTE, ""] + [f"- {s}" for s in _curve_findings(records, primary)] + [""]
+    table = curve_table(records)
+    for task in [t for t in TASK_ORDER if t in set(table.task)]:
+        t = table[table.task == task].dropna(axis=1, how="all")
+        refs = t.iloc[-1]
+        ref_cols = [c for c in t.columns if c.endswith((" trivial", " classical"))]
+        show = t.drop(columns=["task"] + ref_cols).set_index("curve")
+        show["minutes"] = [f"{m:g}" for m in show.minutes]
+        lines += [f"{TASK_NAMES[task]} (best/draw of n = {_n_inputs(records, task)} unseen crops):", "",
+                  to_markdown(show, 3), ""]
+        lines += ["References on the same inputs: " + "; ".join(
+            f"{c.replace(' trivial', ', trivial').replace(' classical', ', classical')} {_fmt(refs[c], 4)}"
+            for c in ref_cols) + ".", ""]
+    if out_md is not None:
+        import matplotlib.pyplot as plt
+        fig = plot_curves(records)
+        target = (Path(figures_dir) if figures_dir else curves_dir) / "curves.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(target, dpi=100); plt.close(fig)
+        lines += [f"![learning curves]({os.path.relpath(target, out_md.parent)})", ""]
+    manifest = Path(released) / "MANIFEST.yaml" if released else None
+    if manifest is None or not manifest.is_file():
+        return lines + ["No model released from the curves yet (`dvc repro curves_release`).", ""]
+    models = yaml.safe_load(manifest.read_text())["models"]
+    lines += [f"Released in `{Path(released).name}/` (chosen per task: most targets met, then the best mean draw, "
+              "then the smaller budget):", ""]
+    for name, m in models.items():
+        missed = m["targets_missed"]
+        lines.append(f"- {name}: {m['curve']} at {m['minutes']:g} min ({m['rounds']} rounds); meets "
+                     f"{len(m['targets_met'])} of {len(m['targets_met']) + len(missed)} targets"
+                     + (f"; misses: {'; '.join(missed)}" if missed else "") + ".")
+    return lines + [""]
 
 # %% ../nbs/10b_report.ipynb #w043
 JUDGES_NOTE = (
@@ -725,7 +801,9 @@ def write_report(root: str | Path,                       # a profile's runs fold
                  out_md: str | Path,                     # the markdown file to write (stage_times.json goes beside it)
                  figures_dir: str | Path | None = None,  # copy the images here (None: link them where they are)
                  mode_forcing: str | Path | None = None,  # appendix D's metrics.json (None: root/../mode_forcing/)
-                 bench: str | Path | None = None         # chimle.bench's results.json (None: none, no speed section)
+                 bench: str | Path | None = None,        # chimle.bench's results.json (None: none, no speed section)
+                 curves: str | Path | None = None,       # the learning curves' folder (None: root/curves)
+                 released: str | Path | None = None      # the models released from them (None: none listed)
                  ) -> str:
     "Write the report of the runs under `root` as markdown to `out_md`, stage_times.json beside it; returns the text."
     root, out_md = Path(root), Path(out_md)
@@ -737,6 +815,8 @@ def write_report(root: str | Path,                       # a profile's runs fold
     lines += ["## The exactly known benchmarks: every method at equal training FLOPs", ""]
     lines += _benchmarks_section(mode_forcing, out_md, figures_dir)
     lines += ["## Judged by measures no model trains on", ""] + _judges_section(root)
+    lines += ["## Learning curves on unseen photos, and the models released from them", ""]
+    lines += curves_section(Path(curves) if curves else root / "curves", released, out_md, figures_dir)
     lines += ["## Verdicts", "", SPREAD_RULE, "", REPRODUCIBILITY, ""] + [f"- {s}" for s in verdicts(df)] + [""]
     lines += ["## Against the trivial baseline, by the training distance (what the TIMs train on)", ""]
     lines += _trivial_section(df)
