@@ -35,7 +35,7 @@ from .verdicts import baseline_verdicts, best_of_label, compute_table, format_nu
 from .verdicts import records_frame, seed_groups, table1, table2, trivial_table, verdicts
 
 # isort: split
-from .verdicts import JUDGE_SPLITS, SPREAD_FACTOR, judged_groups, judges_table, judges_verdicts
+from .verdicts import JUDGE_SPLITS, judged_groups, judges_table, judges_verdicts, spread_threshold
 
 
 # %% ../nbs/10b_report.ipynb #w005
@@ -278,7 +278,7 @@ def _versus(a: dict, b: dict, key: str) -> str:
     "a against b on one measure of `summary` rows ({key: {mean, sd}}, seeds), by the report's rule."
     diff = a[key]["mean"] - b[key]["mean"]
     if min(a["seeds"], b["seeds"]) < 2: return f"{BENCHMARK_MEASURES[key][0]} not judged (one seed)"
-    threshold = SPREAD_FACTOR * math.sqrt(a[key]["sd"] ** 2 / a["seeds"] + b[key]["sd"] ** 2 / b["seeds"])
+    threshold = spread_threshold(a[key]["sd"], a["seeds"], b[key]["sd"], b["seeds"])
     if not abs(diff) > threshold: kind = "no difference"
     else: kind = "better" if (diff > 0) == BENCHMARK_MEASURES[key][1] else "worse"
     return f"{BENCHMARK_MEASURES[key][0]} {kind} ({diff:+.2f}, threshold {threshold:.2f})"
@@ -330,7 +330,7 @@ def _search_finding(name: str, rows: list) -> str | None:
 def _more_often(v: dict, a: str, b: str) -> bool:
     "Whether rate `a` of a setting exceeds rate `b` beyond the seed spread (the verdicts' rule; NaN: no)."
     if v.get("seeds", 0) < 2 or a not in v or b not in v: return False
-    threshold = SPREAD_FACTOR * math.sqrt((v[a]["sd"] ** 2 + v[b]["sd"] ** 2) / v["seeds"])
+    threshold = spread_threshold(v[a]["sd"], v["seeds"], v[b]["sd"], v["seeds"])
     return _mean(v, a) - _mean(v, b) > threshold
 
 def _separates(v: dict, has_global: bool) -> bool:
@@ -371,6 +371,31 @@ def _stream_finding(name: str, b: dict) -> str | None:
             f"global stream's initialisation and mapping learning rate ('-': no output on a mode to compare): {each} "
             f"(two true draws differ in {truths}).{verdict}")
 
+def _trend(xs: list, ys: list) -> str:
+    "How ys move as xs grow: 'rises', 'falls' or 'does not move one way' (point estimates)."
+    y = [v for _, v in sorted(zip(xs, ys))]
+    if all(a < c for a, c in zip(y, y[1:])): return "rises"
+    if all(a > c for a, c in zip(y, y[1:])): return "falls"
+    return "does not move one way"
+
+def _sweep_finding(name: str, b: dict) -> str | None:
+    "Appendix D on a benchmark: the DDPM's off-mode mass per per-step variance, beside the IMLE methods'."
+    sweeps, rows = b.get("ddpm_step_sweep", {}).get(name), b.get("tables", {}).get(name, {})
+    if not sweeps: return None
+    imle = ", ".join(f"{METHOD_NAMES.get(k, k)} {v['off_mode']['mean']:.2f}±{v['off_mode']['sd']:.2f}"
+                     for k, v in rows.items() if k in ABLATION_CHAIN and "off_mode" in v)
+    each = []
+    for s in sweeps:
+        r = s["rows"]
+        pts = ", ".join(f"{x['steps']} steps (mean per-step variance {x['mean_beta']:.3g}): {x['off_mode']:.2f}"
+                        for x in r)
+        when = "at the budget" if s["group"] == "main" else "trained again at a larger budget"
+        each.append(f"the DDPM {when} ({s['gflops']:g} GFLOPs, first seed, {r[0]['samples']} samples a point): {pts}; "
+                    f"it {_trend([x['mean_beta'] for x in r], [x['off_mode'] for x in r])} as the per-step variance "
+                    "grows")
+    return (f"{name}, appendix D on exact modes (the mass off every mode, sampling ancestrally over fewer and fewer of "
+            f"the DDPM's steps): {'; '.join(each)}. The IMLE methods at the benchmark's budget: {imle}.")
+
 def benchmarks_findings(b: dict) -> list[str]:
     "Computed sentences on metrics.json's `benchmarks` part (chimle.benchmarks.write_benchmarks)."
     out = []
@@ -378,7 +403,8 @@ def benchmarks_findings(b: dict) -> list[str]:
         if "chimle" not in rows: continue
         c = rows["chimle"]
         out.append(_aim_finding(name, c))
-        others = "; ".join(f"{METHOD_NAMES.get(k, k)}: " + ", ".join(_versus(c, v, m) for m in ("coverage", "tv"))
+        others = "; ".join(f"{METHOD_NAMES.get(k, k)}{' (a run that learned no mode)' if v.get('failed') else ''}: "
+                           + ", ".join(_versus(c, v, m) for m in ("coverage", "tv"))
                            for k, v in rows.items() if k != "chimle")
         out.append(f"{name}, CHIMLE (coverage {c['coverage']['mean']:.2f}±{c['coverage']['sd']:.2f}, TV "
                    f"{c['tv']['mean']:.2f}±{c['tv']['sd']:.2f}, {c['seeds']} seeds, {c['gflops']:g} GFLOPs each) "
@@ -386,11 +412,14 @@ def benchmarks_findings(b: dict) -> list[str]:
         failed = [k for k, v in rows.items() if v.get("failed")]
         if failed:
             retry = b.get("retry", {}).get(name, {})
-            again = ", ".join(f"{METHOD_NAMES.get(k, k)} {retry[k]['coverage']['mean']:.2f} at {retry[k]['gflops']:g} "
-                              "GFLOPs" for k in failed if k in retry)
-            out.append(f"{name}: learned no mode at the budget (coverage below 0.1): "
+            cpt = lambda v: " / ".join(f"{v[m]['mean']:.2f}" for m in ("coverage", "precision", "tv"))
+            again = "; ".join(f"{METHOD_NAMES.get(k, k)} {cpt(retry[k])} at {retry[k]['gflops']:g} GFLOPs ("
+                              f"{'learned' if not retry[k].get('failed') else 'still no mode'})"
+                              for k in failed if k in retry)
+            out.append(f"{name}: learned no mode at the budget (coverage below 0.1, the mean over seeds): "
                        f"{', '.join(METHOD_NAMES.get(k, k) for k in failed)}"
-                       + (f"; trained again at a larger budget, coverage {again}." if again else
+                       + (f"; trained again at a larger budget (first seed), coverage / precision / TV: {again}; "
+                          f"CHIMLE at {c['gflops']:g} GFLOPs: {cpt(c)}." if again else
                           "; not yet trained at a larger budget, so these rows show a failed run, not the method."))
         truth = b.get("independent_change", {}).get(name, {})
         parts = [(k, v) for k, v in rows.items() if "global_code_changes_local_mode" in v]
@@ -404,7 +433,8 @@ def benchmarks_findings(b: dict) -> list[str]:
             out.append(f"{name}, what each code part changes (Fig. 9; two true draws differ: {true}; '-': no output "
                        f"on a mode to compare): {each}.")
         search = _search_finding(name, b.get("search_efficiency", {}).get(name))
-        out += [s for s in (_ablation_finding(name, rows), search, _stream_finding(name, b)) if s]
+        out += [s for s in (_ablation_finding(name, rows), search, _stream_finding(name, b),
+                            _sweep_finding(name, b)) if s]
     return out
 
 REFERENCE_NAMES = {"oracle": "reference: the true distribution", "collapsed": "reference: always the likeliest mode",
@@ -442,7 +472,16 @@ def _benchmarks_section(path: Path, out_md: Path | None = None, figures_dir: Pat
         if retry:
             lines += [f"{name}, trained again at a larger budget (first seed):", "",
                       to_markdown(benchmarks_table(retry)), ""]
-    for name in ("benchmarks_measures", "benchmarks_code_parts", "benchmarks_search", "benchmarks_examples"):
+        for s in b.get("ddpm_step_sweep", {}).get(name, []):
+            t = pd.DataFrame([{"steps": r["steps"], "mean per-step variance": f"{r['mean_beta']:.3g}",
+                               "largest per-step variance": f"{r['max_beta']:.3g}",
+                               **{BENCHMARK_MEASURES[m][0]: f"{r[m]:.2f}" for m in BENCHMARK_MEASURES}}
+                              for r in s["rows"]])
+            lines += [f"{name}, appendix D: the conditional DDPM ({s['gflops']:g} GFLOPs, first seed) sampled over "
+                      f"fewer of its steps ({s['rows'][0]['samples']} samples a row):", "", to_markdown(t, index=False),
+                      ""]
+    for name in ("benchmarks_measures", "benchmarks_code_parts", "benchmarks_search", "benchmarks_ddpm_steps",
+                 "benchmarks_examples"):
         img = path.parent / f"{name}.png"
         if out_md is not None and img.is_file():
             lines += [f"![{name}]({_link(img, out_md, figures_dir, name + '.png')})", ""]

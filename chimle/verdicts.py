@@ -7,8 +7,9 @@ __all__ = ['OUR_BASELINES', 'COUNTS', 'COMPUTE', 'TRUTH_SPLITS', 'TRUTH_KEYS', '
            'SPREAD_FACTOR', 'SPREAD_RULE', 'REPRODUCIBILITY', 'VERDICT_KINDS', 'BASELINE_RULE', 'BASELINE_COLUMNS',
            'JUDGE_SPLITS', 'CLASSICAL_NAMES', 'normalise', 'records_frame', 'seed_groups', 'format_number',
            'trivial_status', 'degenerate_metrics', 'row_label', 'measures_truth', 'table1', 'table2', 'ablation',
-           'best_of_label', 'trivial_table', 'trivial_verdicts', 'compare', 'ablation_order', 'judge', 'verdicts',
-           'judge_baseline', 'baseline_verdicts', 'compute_table', 'judged_groups', 'judges_table', 'judges_verdicts']
+           'best_of_label', 'trivial_table', 'trivial_verdicts', 'compare', 'ablation_order', 'spread_threshold',
+           'judge', 'verdicts', 'judge_baseline', 'baseline_verdicts', 'compute_table', 'judged_groups', 'judges_table',
+           'judges_verdicts']
 
 # %% ../nbs/10a_verdicts.ipynb #v002
 import math
@@ -357,6 +358,10 @@ REPRODUCIBILITY = (
     "judged against the spread over seeds.")
 VERDICT_KINDS = ("better", "worse", "no difference at this scale")  # what a judged difference can be
 
+def spread_threshold(sd_a: float, n_a: int, sd_b: float, n_b: int) -> float:
+    "What a difference of two seed means must exceed to count: SPREAD_FACTOR x sqrt(sd_a^2 / n_a + sd_b^2 / n_b)."
+    return SPREAD_FACTOR * math.sqrt(sd_a ** 2 / n_a + sd_b ** 2 / n_b)
+
 def judge(a, b,          # CHIMLE's and cIMLE's seed groups (rows of `seed_groups`)
           column: str    # a column of METRICS
           ) -> tuple[str, float, float]:
@@ -365,7 +370,7 @@ def judge(a, b,          # CHIMLE's and cIMLE's seed groups (rows of `seed_group
     either side))."""
     diff, na, nb = float(_field(a, column)) - float(_field(b, column)), _seed_count(a), _seed_count(b)
     if min(na, nb) < 2: return "not judged", diff, math.nan
-    threshold = SPREAD_FACTOR * math.sqrt(_field(a, f"{column}_sd") ** 2 / na + _field(b, f"{column}_sd") ** 2 / nb)
+    threshold = spread_threshold(_field(a, f"{column}_sd"), na, _field(b, f"{column}_sd"), nb)
     if not abs(diff) > threshold: return "no difference at this scale", diff, threshold
     return ("better" if METRICS[column][1] * diff > 0 else "worse"), diff, threshold
 
@@ -488,7 +493,7 @@ def judge_baseline(chimle, other, column: str) -> tuple[str, float, float]:
     diff = float(_field(chimle, column)) - float(_field(other, column))
     n, sd = _seed_count(chimle), _field(chimle, f"{column}_sd")
     if n < 2 or not _is_finite(sd): return "not judged", diff, math.nan
-    threshold = SPREAD_FACTOR * sd * math.sqrt(1 / n + 1 / _seed_count(other))
+    threshold = spread_threshold(sd, n, sd, _seed_count(other))  # the other's spread taken to be CHIMLE's
     if not abs(diff) > threshold: return "no difference at this scale", diff, threshold
     return ("better" if diff < 0 else "worse"), diff, threshold
 
